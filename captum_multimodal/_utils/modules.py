@@ -1,0 +1,63 @@
+"""Finding and watching submodules without leaving anything behind on the model."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+
+import torch
+from torch import nn
+
+
+def resolve_submodule(model: nn.Module, layer: nn.Module | str, argument: str) -> nn.Module:
+    """Returns ``layer`` (a module or a dotted name) after checking it is part of ``model``.
+
+    Raises:
+        TypeError: ``layer`` is neither a module nor a string.
+        ValueError: ``layer`` names no submodule, or the module is not inside ``model``.
+    """
+    if isinstance(layer, str):
+        try:
+            return model.get_submodule(layer)
+        except AttributeError as error:
+            raise ValueError(
+                f"{argument} must name a submodule of {type(model).__name__}, got {layer!r}"
+            ) from error
+    if not isinstance(layer, nn.Module):
+        raise TypeError(
+            f"{argument} must be an nn.Module or a dotted submodule name, "
+            f"got {type(layer).__name__}"
+        )
+    if not any(module is layer for module in model.modules()):
+        raise ValueError(
+            f"{argument} must be a submodule of {type(model).__name__}; the given "
+            f"{type(layer).__name__} is not part of it"
+        )
+    return layer
+
+
+@contextlib.contextmanager
+def record_outputs(modules: Mapping[str, nn.Module]) -> Iterator[dict[str, list[torch.Tensor]]]:
+    """Records every output of the given modules while the context is open.
+
+    Yields a dict from each key to the list of that module's outputs, in call order.
+    The hooks are removed on exit, also when the body raises.
+
+    Example:
+        >>> layer = nn.Linear(2, 2)
+        >>> with record_outputs({"linear": layer}) as outputs:
+        ...     _ = layer(torch.zeros(1, 2))
+        >>> len(outputs["linear"]), len(layer._forward_hooks)
+        (1, 0)
+    """
+    outputs: dict[str, list[torch.Tensor]] = {key: [] for key in modules}
+    handles = []
+    try:
+        for key, module in modules.items():
+            handles.append(
+                module.register_forward_hook(lambda _m, _i, out, key=key: outputs[key].append(out))
+            )
+        yield outputs
+    finally:
+        for handle in handles:
+            handle.remove()

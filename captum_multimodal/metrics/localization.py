@@ -1,0 +1,80 @@
+"""Localisation of attribution maps against ground-truth masks."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def to_pixel_map(attributions: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Brings a map to one score per pixel, (B, H, W).
+
+    (B, C, h, w) maps are summed over channels; maps of another resolution (a
+    Grad-CAM layer map, say) are upsampled bilinearly to ``size``.
+
+    Example:
+        >>> to_pixel_map(torch.ones(2, 3, 4, 4), (8, 8)).shape
+        torch.Size([2, 8, 8])
+    """
+    if not isinstance(attributions, torch.Tensor):
+        raise TypeError(f"attributions must be a tensor, got {type(attributions).__name__}")
+    if attributions.dim() not in (3, 4):
+        raise ValueError(
+            "attributions must have shape (B, H, W) or (B, C, H, W), "
+            f"got {tuple(attributions.shape)}"
+        )
+    maps = attributions.sum(dim=1) if attributions.dim() == 4 else attributions
+    if tuple(maps.shape[-2:]) != tuple(size):
+        maps = F.interpolate(
+            maps[:, None].float(), size=size, mode="bilinear", align_corners=False
+        )[:, 0]
+    return maps
+
+
+def pointing_game(
+    attributions: torch.Tensor, masks: torch.Tensor, tolerance: int = 0
+) -> torch.Tensor:
+    """Whether each map's maximum falls on the ground-truth object.
+
+    Zhang et al.'s pointing game: a hit when the highest-scoring pixel lies inside
+    the mask, grown by ``tolerance`` pixels. Maps are first brought to the mask's
+    resolution with :func:`to_pixel_map` (channels summed, then upsampled). Reduce
+    signed maps yourself first if only their magnitude should count
+    (``attributions.abs()``).
+
+    Args:
+        attributions (Tensor): (B, H, W), (B, C, H, W) or a lower-resolution map.
+        masks (Tensor): (B, H, W) bool, the referred object.
+        tolerance (int): Pixels the mask is dilated by (square neighbourhood).
+
+    Returns:
+        Tensor: (B,) float, 1.0 for a hit, 0.0 for a miss and NaN where the mask is
+        empty (nothing to point at); average with ``torch.nanmean``.
+
+    Example:
+        >>> maps = torch.zeros(1, 4, 4); maps[0, 1, 2] = 1.0
+        >>> masks = torch.zeros(1, 4, 4, dtype=torch.bool); masks[0, 1, 2] = True
+        >>> pointing_game(maps, masks)
+        tensor([1.])
+    """
+    if not isinstance(masks, torch.Tensor) or masks.dim() != 3:
+        raise ValueError(
+            f"masks must be a (B, H, W) tensor, got {getattr(masks, 'shape', type(masks))}"
+        )
+    if len(attributions) != len(masks):
+        raise ValueError(
+            f"attributions and masks must have the same batch size, got {len(attributions)} "
+            f"and {len(masks)}"
+        )
+    if not isinstance(tolerance, int) or tolerance < 0:
+        raise ValueError(f"tolerance must be a non-negative int, got {tolerance!r}")
+    maps = to_pixel_map(attributions, tuple(masks.shape[-2:]))
+    region = masks.bool()
+    if tolerance:
+        grown = F.max_pool2d(
+            region[:, None].float(), 2 * tolerance + 1, stride=1, padding=tolerance
+        )
+        region = grown[:, 0].bool()
+    peak = maps.flatten(1).argmax(dim=1)
+    hits = region.flatten(1).gather(1, peak[:, None])[:, 0].float()
+    return torch.where(masks.flatten(1).any(dim=1), hits, torch.full_like(hits, float("nan")))

@@ -1,0 +1,57 @@
+"""Checkpoints of the reference models shipped inside the package."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from captum_multimodal.models.mlb import MLB
+
+_BUILDERS = {"mlb": MLB}
+_SHIPPED = {"mlb": "mlb_synthetic.pt"}
+
+
+def save_checkpoint(model: nn.Module, path: str | Path, config: dict, metrics: dict) -> None:
+    """Saves ``{"config", "state_dict", "metrics"}``, loadable with ``weights_only=True``."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    torch.save({"config": config, "state_dict": state, "metrics": metrics}, path)
+
+
+def load_checkpoint(name: str, path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+    """Builds model ``name`` from a checkpoint written by :func:`save_checkpoint`, in eval mode."""
+    if name not in _BUILDERS:
+        raise ValueError(f"name must be one of {sorted(_BUILDERS)}, got {name!r}")
+    checkpoint = torch.load(path, map_location=device, weights_only=True)
+    model = _BUILDERS[name](**checkpoint["config"])
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.to(device).eval()
+
+
+def shipped_metrics(name: str) -> dict[str, float]:
+    """The held-out metrics recorded when the shipped checkpoint ``name`` was trained."""
+    return torch.load(_shipped_path(name), weights_only=True)["metrics"]
+
+
+def load_pretrained(name: str = "mlb", device: str | torch.device = "cpu") -> nn.Module:
+    """Returns a reference model trained on the synthetic data, in eval mode.
+
+    Args:
+        name (str): ``"mlb"``: the :class:`~captum_multimodal.models.MLB` VQA model
+            trained by ``captum-mm train mlb``.
+        device: Where to put the model.
+
+    Example:
+        >>> model = load_pretrained("mlb")
+        >>> model.training
+        False
+    """
+    return load_checkpoint(name, _shipped_path(name), device)
+
+
+def _shipped_path(name: str) -> Path:
+    if name not in _SHIPPED:
+        raise ValueError(f"name must be one of {sorted(_SHIPPED)}, got {name!r}")
+    return Path(str(resources.files("captum_multimodal.models") / "weights" / _SHIPPED[name]))

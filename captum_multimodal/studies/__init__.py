@@ -1,0 +1,1 @@
+"""Comparative studies and the ``captum-mm`` command line."""

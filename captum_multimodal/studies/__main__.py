@@ -1,0 +1,5 @@
+import sys
+
+from captum_multimodal.studies.cli import main
+
+sys.exit(main())

@@ -1,0 +1,110 @@
+import csv
+import subprocess
+import sys
+
+import matplotlib.image
+import pytest
+import torch
+
+from captum_multimodal.datasets import SyntheticVQA, collate_vqa
+from captum_multimodal.models import load_checkpoint, load_pretrained
+from captum_multimodal.studies.cli import main
+from captum_multimodal.studies.demo import run_demo
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["demo", "--help"], ["train", "--help"]])
+def test_help_explains_the_subcommands(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert "demo" in text or "train" in text
+    if argv == ["--help"]:
+        assert "demo" in text and "train" in text
+
+
+def test_demo_table_matches_saliency_computed_by_hand(tmp_path):
+    rows = run_demo(tmp_path, n_examples=12, n_figures=2, seed=5, progress=False)
+    methods = [row["method"] for row in rows]
+    assert {
+        "HadamardDeviation",
+        "Saliency",
+        "GuidedBackprop",
+        "IntegratedGradients",
+        "LayerGradCam",
+    } <= set(methods)
+
+    model = load_pretrained("mlb")
+    data = SyntheticVQA(12, seed=5)
+    batch = collate_vqa([data[i] for i in range(12)])
+    image = batch["image"].clone().requires_grad_()
+    logits = model(image, batch["question"], batch["attention_mask"])
+    target = logits.argmax(dim=1)
+    (grad,) = torch.autograd.grad(logits.gather(1, target[:, None]).sum(), image)
+    peak = grad.abs().sum(dim=1).flatten(1).argmax(dim=1)
+    referred = batch["has_referent"]
+    hits = batch["mask"].flatten(1).gather(1, peak[:, None])[:, 0][referred].float()
+    saliency = rows[methods.index("Saliency")]
+    assert saliency["pointing_game"] == pytest.approx(hits.mean().item())
+    assert saliency["examples"] == int(referred.sum())
+
+    with open(tmp_path / "table.csv") as handle:
+        table = list(csv.DictReader(handle))
+    assert [r["method"] for r in table] == methods
+    assert "| Saliency |" in (tmp_path / "table.md").read_text()
+    pictures = sorted(tmp_path.glob("example_*.png"))
+    assert len(pictures) == 2
+    grid = matplotlib.image.imread(tmp_path / "grid.png")
+    assert grid.shape[0] > 200 and grid.shape[1] > 500 and grid[..., :3].std() > 0.05
+
+
+def test_command_line_runs_as_a_module(tmp_path):
+    out = tmp_path / "demo"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "captum_multimodal.studies",
+            "demo",
+            "--out",
+            str(out),
+            "--examples",
+            "4",
+            "--figures",
+            "1",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "pointing game" in result.stdout
+    assert (out / "grid.png").exists()
+
+
+def test_train_writes_a_loadable_checkpoint(tmp_path, capsys):
+    path = tmp_path / "mlb.pt"
+    main(
+        [
+            "train",
+            "mlb",
+            "--out",
+            str(path),
+            "--steps",
+            "2",
+            "--images",
+            "40",
+            "--eval-size",
+            "16",
+            "--quiet",
+        ]
+    )
+    assert "accuracy" in capsys.readouterr().out
+    checkpoint = torch.load(path, weights_only=True)
+    assert 0 <= checkpoint["metrics"]["accuracy"] <= 1
+    assert not load_checkpoint("mlb", path).training
+
+
+def test_counts_must_be_positive():
+    with pytest.raises(SystemExit):
+        main(["demo", "--examples", "0"])

@@ -1,0 +1,19 @@
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).parents[1]
+
+
+def first_commands() -> list[str]:
+    return re.findall(r"```bash\n(.+?)\n```", (ROOT / "README.md").read_text())[:2]
+
+
+def test_readme_opens_with_the_demo_and_the_tests():
+    demo, tests = first_commands()
+    assert "torch==2.13.0" in demo and "captum-mm demo" in demo
+    assert "torch==2.13.0" in tests and "pytest" in tests
+    assert (ROOT / "README.md").read_text().index("```bash") < 40
+
+
+def test_ci_runs_the_readme_test_command():
+    assert first_commands()[1] in (ROOT / ".ci" / "run").read_text()
