@@ -1,8 +1,24 @@
 """captum-multimodal: Captum attribution methods for multimodal PyTorch models."""
 
 from captum_multimodal.adapters import MLBAdapter
-from captum_multimodal.attr import HadamardDeviation, standardize_image, token_scores
+from captum_multimodal.attr import (
+    HadamardDeviation,
+    QuestionMaskedGradCAM,
+    rank_correlation,
+    standardize_image,
+    token_scores,
+    top_neurons,
+)
 
 __version__ = "0.1.0"
 
-__all__ = ["HadamardDeviation", "MLBAdapter", "__version__", "standardize_image", "token_scores"]
+__all__ = [
+    "HadamardDeviation",
+    "MLBAdapter",
+    "QuestionMaskedGradCAM",
+    "__version__",
+    "rank_correlation",
+    "standardize_image",
+    "token_scores",
+    "top_neurons",
+]

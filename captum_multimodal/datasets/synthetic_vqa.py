@@ -171,7 +171,7 @@ def scene_questions(objects: Sequence[SceneObject]) -> list[Question]:
             answer = "yes" if shape == obj.shape else "no"
             text = TEMPLATES[4].format(color=obj.color, shape=shape)
             questions.append(Question(text, answer, 4, i, (2,)))
-    present_shapes = {o.shape for o in objects}
+    present_shapes = [shape for shape in SHAPES if any(o.shape == shape for o in objects)]
     for color in COLORS:
         for shape in present_shapes:
             if not any(o.color == color and o.shape == shape for o in objects):

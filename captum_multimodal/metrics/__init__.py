@@ -1,6 +1,6 @@
 """Faithfulness, localisation and agreement metrics for attribution maps."""
 
-from captum_multimodal.metrics.agreement import spearman
-from captum_multimodal.metrics.localization import pointing_game, to_pixel_map
+from captum_multimodal._utils.ranking import spearman
+from captum_multimodal.metrics.localization import grow_mask, pointing_game, to_pixel_map
 
-__all__ = ["pointing_game", "spearman", "to_pixel_map"]
+__all__ = ["grow_mask", "pointing_game", "spearman", "to_pixel_map"]

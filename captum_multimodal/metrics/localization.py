@@ -31,6 +31,21 @@ def to_pixel_map(attributions: torch.Tensor, size: tuple[int, int]) -> torch.Ten
     return maps
 
 
+def grow_mask(masks: torch.Tensor, tolerance: int) -> torch.Tensor:
+    """Dilates (B, H, W) boolean masks by ``tolerance`` pixels (square neighbourhood).
+
+    Example:
+        >>> mask = torch.zeros(1, 5, 5, dtype=torch.bool); mask[0, 2, 2] = True
+        >>> int(grow_mask(mask, 1).sum())
+        9
+    """
+    region = masks.bool()
+    if tolerance == 0:
+        return region
+    grown = F.max_pool2d(region[:, None].float(), 2 * tolerance + 1, stride=1, padding=tolerance)
+    return grown[:, 0].bool()
+
+
 def pointing_game(
     attributions: torch.Tensor, masks: torch.Tensor, tolerance: int = 0
 ) -> torch.Tensor:

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from captum_multimodal.adapters import MLBAdapter
 from captum_multimodal.attr import HadamardDeviation
 from captum_multimodal.datasets import ANSWERS, SyntheticVQA, collate_vqa
-from captum_multimodal.metrics import pointing_game
+from captum_multimodal.metrics import grow_mask, pointing_game
 from captum_multimodal.models import load_pretrained
 from captum_multimodal.visualization import attribution_grid
 
@@ -78,6 +78,9 @@ def _hadamard_deviation(adapter: MLBAdapter, batch: dict, target: torch.Tensor) 
     return visual
 
 
+TOLERANCE = 4
+"""Pointing-game tolerance in pixels: the usual 15 px at 224 px, scaled to 64 px images."""
+
 DEMO_METHODS: tuple[DemoMethod, ...] = (
     DemoMethod("HadamardDeviation", _hadamard_deviation, "absolute_value"),
     DemoMethod("Saliency", _saliency, "absolute_value"),
@@ -107,7 +110,8 @@ def run_demo(
     baseline (the mean share of the image the object covers).
 
     Returns:
-        list of dict: The table rows (``method``, ``pointing_game``, ``examples``, ``seconds``).
+        list of dict: The table rows (``method``, ``pointing_game``, ``pointing_game_4px``,
+        ``examples``, ``seconds``).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -124,6 +128,8 @@ def run_demo(
     maps: dict[str, list[torch.Tensor]] = {m.name: [] for m in DEMO_METHODS}
     seconds = dict.fromkeys(maps, 0.0)
     predictions = []
+    with torch.no_grad():  # one warm-up pass, so that no method pays the first call's set-up
+        adapter.model(*sum(adapter.forward_arguments(batches[0]), ()))
     bar = tqdm(total=len(batches) * len(DEMO_METHODS), desc="explaining", disable=not progress)
     for batch in batches:
         with torch.no_grad():
@@ -140,8 +146,12 @@ def run_demo(
     referred = data["has_referent"]
     rows = [
         {
-            "method": "random point (object area)",
+            "method": "random point",
             "pointing_game": data["mask"][referred].float().mean().item(),
+            f"pointing_game_{TOLERANCE}px": grow_mask(data["mask"][referred], TOLERANCE)
+            .float()
+            .mean()
+            .item(),
             "examples": int(referred.sum()),
             "seconds": 0.0,
         }
@@ -149,11 +159,15 @@ def run_demo(
     for method in DEMO_METHODS:
         method_maps = torch.cat(maps[method.name]).cpu()
         scored = method_maps.abs() if method.sign == "absolute_value" else method_maps.clamp(min=0)
-        hits = pointing_game(scored, data["mask"])
         rows.append(
             {
                 "method": method.name,
-                "pointing_game": torch.nanmean(hits).item(),
+                "pointing_game": pointing_game(scored, data["mask"]).nanmean().item(),
+                f"pointing_game_{TOLERANCE}px": pointing_game(
+                    scored, data["mask"], tolerance=TOLERANCE
+                )
+                .nanmean()
+                .item(),
                 "examples": int(referred.sum()),
                 "seconds": seconds[method.name],
             }
@@ -189,13 +203,16 @@ def _write_tables(out: Path, rows: list[dict], accuracy: float, n_examples: int)
     lines = [
         f"Shipped MLB on {n_examples} fresh synthetic questions: accuracy {accuracy:.3f}.",
         "Pointing game: share of examples (those with a referred object) whose highest-scoring",
-        "pixel lies on that object; each method explains the predicted answer.",
+        f"pixel lies on that object (or within {TOLERANCE} px of it); each method explains the",
+        "predicted answer, HadamardDeviation the fusion layer. Random point: the share of the",
+        "image the (grown) object covers.",
         "",
-        "| method | pointing game | examples | seconds |",
-        "| --- | ---: | ---: | ---: |",
+        f"| method | pointing game | within {TOLERANCE} px | examples | seconds |",
+        "| --- | ---: | ---: | ---: | ---: |",
     ]
     lines += [
-        f"| {r['method']} | {r['pointing_game']:.3f} | {r['examples']} | {r['seconds']:.2f} |"
+        f"| {r['method']} | {r['pointing_game']:.3f} | {r[f'pointing_game_{TOLERANCE}px']:.3f} "
+        f"| {r['examples']} | {r['seconds']:.2f} |"
         for r in rows
     ]
     (out / "table.md").write_text("\n".join(lines) + "\n")

@@ -47,7 +47,8 @@ def image_heatmap(
     ax: Axes | None = None,
     title: str | None = None,
     outlier_perc: float = 2,
-    alpha_overlay: float = 0.5,
+    alpha_overlay: float = 0.6,
+    cmap: str | None = None,
 ) -> Figure:
     """Draws an attribution over its image.
 
@@ -65,6 +66,8 @@ def image_heatmap(
         title (str, optional): Axes title.
         outlier_perc (float): Percentile clipped at the top of the scale.
         alpha_overlay (float): Opacity of the heat map over the image.
+        cmap (str, optional): Colour map; default ``"turbo"`` for one-signed maps
+            (``"positive"``, ``"negative"``, ``"absolute_value"``), Captum's own for ``"all"``.
 
     Returns:
         Figure: The figure holding the axes.
@@ -95,6 +98,7 @@ def image_heatmap(
         plt_fig_axis=(ax.figure, ax),
         outlier_perc=outlier_perc,
         alpha_overlay=alpha_overlay,
+        cmap=cmap if cmap is not None or sign == "all" else "turbo",
         title=title,
         use_pyplot=False,
     )

@@ -139,3 +139,27 @@ def test_vocabulary_unknown_words():
     assert vocab.encode("what colour is it")[1] == vocab.unk_id
     assert vocab.tokens[:4] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
     assert np.unique(vocab.tokens).size == len(vocab)
+
+
+def test_examples_do_not_depend_on_the_process(tmp_path):
+    """Set iteration order changes with PYTHONHASHSEED; the data must not."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "from captum_multimodal.datasets import SyntheticVQA, SyntheticVQAPairs\n"
+        "print([SyntheticVQA(40, seed=2)[i]['question_text'] for i in range(40)])\n"
+        "print([p['question_text'] for i in range(10) for p in SyntheticVQAPairs(10, seed=2)[i]])\n"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", script],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(outputs) == 1

@@ -59,7 +59,7 @@ def test_bad_input_is_named(tiny_mlb, batch, change, name):
 
 
 def test_checkpoint_round_trip(tiny_mlb, batch, tmp_path):
-    config = {"vocab_size": 25, "num_answers": 16, "embedding_dim": 8, "question_dim": 12}
+    config = default_mlb_config() | {"embedding_dim": 8, "question_dim": 12}
     config |= {"attention_dim": 10, "joint_dim": 16}
     save_checkpoint(tiny_mlb, tmp_path / "m.pt", config, {"accuracy": 0.5})
     loaded = load_checkpoint("mlb", tmp_path / "m.pt")
@@ -102,7 +102,8 @@ def test_torchvision_trunk_is_optional():
 
 
 def test_backbone_without_channels_needs_feature_channels():
+    backbone = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU())
     with pytest.raises(ValueError, match="feature_channels"):
-        MLB(vocab_size=5, num_answers=3, backbone=torch.nn.Conv2d(3, 4, 3))
-    model = MLB(vocab_size=5, num_answers=3, backbone=torch.nn.Conv2d(3, 4, 3), feature_channels=4)
+        MLB(vocab_size=5, num_answers=3, backbone=backbone)
+    model = MLB(vocab_size=5, num_answers=3, backbone=backbone, feature_channels=4)
     assert model(torch.rand(1, 3, 10, 10), torch.tensor([[1, 2]])).shape == (1, 3)

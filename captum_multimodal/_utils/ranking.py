@@ -1,11 +1,11 @@
-"""Agreement between two attribution maps."""
+"""Tie-aware rank correlation, shared by the metrics and the attribution helpers."""
 
 from __future__ import annotations
 
 import torch
 
 
-def _average_ranks(values: torch.Tensor) -> torch.Tensor:
+def average_ranks(values: torch.Tensor) -> torch.Tensor:
     """Ranks 1..N along the last dimension, ties sharing their average rank."""
     ordered, _ = values.sort(dim=-1)
     below = torch.searchsorted(ordered, values.contiguous(), right=False)
@@ -38,7 +38,7 @@ def spearman(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
             "first and second must have the same batch size and number of entries per "
             f"example, got {tuple(a.shape)} and {tuple(b.shape)}"
         )
-    ra, rb = _average_ranks(a), _average_ranks(b)
+    ra, rb = average_ranks(a), average_ranks(b)
     ra, rb = ra - ra.mean(dim=1, keepdim=True), rb - rb.mean(dim=1, keepdim=True)
     correlation = (ra * rb).sum(dim=1) / (ra.norm(dim=1) * rb.norm(dim=1))
     return correlation.to(first.dtype if first.is_floating_point() else torch.float32)
