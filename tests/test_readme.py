@@ -17,3 +17,12 @@ def test_readme_opens_with_the_demo_and_the_tests():
 
 def test_ci_runs_the_readme_test_command():
     assert first_commands()[1] in (ROOT / ".ci" / "run").read_text()
+
+
+def test_readme_example_runs():
+    example = re.findall(r"```python\n(.+?)\n```", (ROOT / "README.md").read_text(), re.S)[0]
+    namespace: dict = {}
+    exec(compile(example, "README.md", "exec"), namespace)
+    assert namespace["visual"].shape == namespace["batch"]["image"].shape
+    assert namespace["cam"].shape == (8, 1, 8, 8)
+    assert sorted(namespace["maps"]) == [5, 25, 128]

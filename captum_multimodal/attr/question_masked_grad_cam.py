@@ -339,14 +339,20 @@ class _Recording:
         if to_fusion is None:
             to_fusion = torch.zeros_like(self.fusion)
         dropped = to_fusion.detach()[None] * (1 - masks)
-        (through_dropped,) = torch.autograd.grad(
-            self.fusion,
-            self.layer,
-            dropped,
-            retain_graph=True,
-            is_grads_batched=True,
-            allow_unused=True,
-        )
+        if len(masks) == 1:  # one mask: a plain backward, without vmap's overhead
+            (through_dropped,) = torch.autograd.grad(
+                self.fusion, self.layer, dropped[0], retain_graph=True, allow_unused=True
+            )
+            through_dropped = None if through_dropped is None else through_dropped[None]
+        else:
+            (through_dropped,) = torch.autograd.grad(
+                self.fusion,
+                self.layer,
+                dropped,
+                retain_graph=True,
+                is_grads_batched=True,
+                allow_unused=True,
+            )
         grads = full[None] if through_dropped is None else full[None] - through_dropped
         weights = grads.mean(dim=tuple(range(3, grads.dim())), keepdim=True)
         cams = (weights * self.layer.detach()[None]).sum(dim=2, keepdim=True)

@@ -20,7 +20,7 @@ from captum.attr import (
 from tqdm.auto import tqdm
 
 from captum_multimodal.adapters import MLBAdapter
-from captum_multimodal.attr import HadamardDeviation
+from captum_multimodal.attr import HadamardDeviation, QuestionMaskedGradCAM
 from captum_multimodal.datasets import ANSWERS, SyntheticVQA, collate_vqa
 from captum_multimodal.metrics import grow_mask, pointing_game
 from captum_multimodal.models import load_pretrained
@@ -81,12 +81,24 @@ def _hadamard_deviation(adapter: MLBAdapter, batch: dict, target: torch.Tensor) 
 TOLERANCE = 4
 """Pointing-game tolerance in pixels: the usual 15 px at 224 px, scaled to 64 px images."""
 
+
+def _question_masked_grad_cam(
+    adapter: MLBAdapter, batch: dict, target: torch.Tensor
+) -> torch.Tensor:
+    inputs, args = adapter.forward_arguments(batch)
+    cam = QuestionMaskedGradCAM.from_adapter(adapter).attribute(
+        inputs, target=target, top_n=5, additional_forward_args=args
+    )
+    return LayerAttribution.interpolate(cam, tuple(inputs[0].shape[-2:]), "bilinear")
+
+
 DEMO_METHODS: tuple[DemoMethod, ...] = (
     DemoMethod("HadamardDeviation", _hadamard_deviation, "absolute_value"),
     DemoMethod("Saliency", _saliency, "absolute_value"),
     DemoMethod("GuidedBackprop", _guided_backprop, "absolute_value"),
     DemoMethod("IntegratedGradients", _integrated_gradients, "absolute_value"),
     DemoMethod("LayerGradCam", _layer_grad_cam, "positive"),
+    DemoMethod("QuestionMaskedGradCAM (n=5)", _question_masked_grad_cam, "positive"),
 )
 
 

@@ -7,6 +7,7 @@ from captum_multimodal.visualization.image import (
     image_heatmap,
     image_to_numpy,
 )
+from captum_multimodal.visualization.sweep import sweep_grid
 from captum_multimodal.visualization.text import token_strip
 
 __all__ = [
@@ -15,5 +16,6 @@ __all__ = [
     "hadamard_figure",
     "image_heatmap",
     "image_to_numpy",
+    "sweep_grid",
     "token_strip",
 ]

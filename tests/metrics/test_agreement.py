@@ -33,3 +33,15 @@ def test_extremes_and_errors():
     assert spearman(x, -x).item() == pytest.approx(-1.0)
     with pytest.raises(ValueError, match="same batch size"):
         spearman(torch.zeros(2, 4), torch.zeros(2, 5))
+
+
+def test_top_fraction_iou_by_hand():
+    from captum_multimodal.metrics import top_fraction_iou
+
+    a = torch.tensor([[9.0, 8.0, 1.0, 0.0, 0.5], [1.0, 2.0, 3.0, 4.0, 5.0]])
+    b = torch.tensor([[9.0, 0.0, 8.0, 1.0, 0.2], [1.0, 2.0, 3.0, 4.0, 5.0]])
+    # fraction 0.4 of 5 entries keeps 2: {0, 1} vs {0, 2} -> 1 / 3; identical maps -> 1
+    result = top_fraction_iou(a, b, 0.4)
+    assert result.tolist() == pytest.approx([1 / 3, 1.0])
+    with pytest.raises(ValueError, match="fraction"):
+        top_fraction_iou(a, b, 0.0)

@@ -32,6 +32,7 @@ def test_demo_table_matches_saliency_computed_by_hand(tmp_path):
         "GuidedBackprop",
         "IntegratedGradients",
         "LayerGradCam",
+        "QuestionMaskedGradCAM (n=5)",
     } <= set(methods)
 
     model = load_pretrained("mlb")

@@ -92,3 +92,15 @@ def test_hadamard_figure_has_the_papers_panels():
     assert render(figure).shape[1] == int(figure.get_size_inches()[0] * 50)
     with pytest.raises(ValueError, match="attention_maps"):
         hadamard_figure(torch.rand(3, 8, 8), torch.rand(8, 8), torch.rand(3, 8, 8), ["a"], [0.0])
+
+
+def test_sweep_grid_rows_and_columns():
+    from captum_multimodal.visualization import sweep_grid
+
+    maps = {n: torch.rand(1, 4, 4) for n in (2, 8, 16)}
+    figure = sweep_grid(torch.rand(3, 16, 16), {"a": maps, "b": maps}, full_width=16)
+    assert len(figure.axes) == 2 * 4
+    assert figure.axes[3].get_title() == "Grad-CAM (n = K)"
+    assert render(figure).size
+    with pytest.raises(ValueError, match="top_n"):
+        sweep_grid(torch.rand(3, 8, 8), {"a": maps, "b": {2: torch.rand(4, 4)}})
