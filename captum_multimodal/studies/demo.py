@@ -140,8 +140,11 @@ def run_demo(
     maps: dict[str, list[torch.Tensor]] = {m.name: [] for m in DEMO_METHODS}
     seconds = dict.fromkeys(maps, 0.0)
     predictions = []
-    with torch.no_grad():  # one warm-up pass, so that no method pays the first call's set-up
-        adapter.model(*sum(adapter.forward_arguments(batches[0]), ()))
+    # run every method once on one example first, so that none pays one-time set-up
+    # (autograd imports modules lazily on its first use of grad_outputs, say)
+    first = {k: v[:1] for k, v in batches[0].items()}
+    for method in DEMO_METHODS:
+        method.explain(adapter, first, torch.zeros(1, dtype=torch.long, device=device))
     bar = tqdm(total=len(batches) * len(DEMO_METHODS), desc="explaining", disable=not progress)
     for batch in batches:
         with torch.no_grad():
