@@ -120,36 +120,15 @@ def test_batch_equals_per_sample_and_padding_scores_zero(tiny_mlb, batch):
         assert (textual[b, n:] == 0).all() and (scores[b, n:] == 0).all()
 
 
-def _model_state(model):
-    hooks = sum(
-        len(m._forward_hooks)
-        + len(m._forward_pre_hooks)
-        + len(m._backward_hooks)
-        + len(getattr(m, "_backward_pre_hooks", {}))
-        for m in model.modules()
-    )
-    return (
-        hooks,
-        [m.training for m in model.modules()],
-        [p.requires_grad for p in model.parameters()],
-        [t.clone() for t in (*model.parameters(), *model.buffers())],
-    )
-
-
-def _assert_same(before, after):
-    assert before[:3] == after[:3]
-    assert all(torch.equal(a, b) for a, b in zip(before[3], after[3], strict=True))
-
-
-def test_model_and_inputs_are_left_as_found_also_on_error(tiny_mlb, batch):
+def test_model_and_inputs_are_left_as_found_also_on_error(tiny_mlb, batch, model_state):
     tiny_mlb.fusion.textual.requires_grad_(False)  # a frozen part must stay frozen
     explainer = HadamardDeviation.from_adapter(MLBAdapter(tiny_mlb))
     inputs = {k: batch[k].clone() for k in ("image", "question", "attention_mask")}
-    before = _model_state(tiny_mlb)
+    state = model_state(tiny_mlb)
     explainer.attribute(
         batch["image"], additional_forward_args=(batch["question"], batch["attention_mask"])
     )
-    _assert_same(before, _model_state(tiny_mlb))
+    state.assert_unchanged()
     assert all(torch.equal(inputs[k], batch[k]) for k in inputs)
     assert not batch["image"].requires_grad
     assert all(p.grad is None for p in tiny_mlb.parameters())
@@ -161,7 +140,7 @@ def test_model_and_inputs_are_left_as_found_also_on_error(tiny_mlb, batch):
     with pytest.raises(RuntimeError, match="injected"):
         explainer.attribute(batch["image"], additional_forward_args=(batch["question"],))
     failing.remove()
-    _assert_same(before, _model_state(tiny_mlb))
+    state.assert_unchanged()
 
 
 def test_noise_tunnel_wraps_it(tiny_mlb, batch):

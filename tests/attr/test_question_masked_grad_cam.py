@@ -256,34 +256,21 @@ def test_bad_layers_are_named(tiny_mlb):
         )
 
 
-def _state(model):
-    hooks = sum(
-        len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
-        for m in model.modules()
-    )
-    return (
-        hooks,
-        [m.training for m in model.modules()],
-        [p.requires_grad for p in model.parameters()],
-        [t.clone() for t in (*model.parameters(), *model.buffers())],
-    )
-
-
-def test_model_and_inputs_are_left_as_found_also_on_error(tiny_mlb, batch, explainer, target):
+def test_model_and_inputs_are_left_as_found_also_on_error(
+    tiny_mlb, batch, explainer, target, model_state
+):
     kwargs = {"top_n": 4, "additional_forward_args": args_of(batch), "relu_attributions": False}
     trainable = explainer.attribute(batch["image"], target, **kwargs)
     tiny_mlb.requires_grad_(False)  # frozen models give the same maps and stay frozen
-    before = _state(tiny_mlb)
+    state = model_state(tiny_mlb)
     image = batch["image"].clone()
     frozen = explainer.attribute(batch["image"], target, **kwargs)
     assert frozen.abs().sum() > 0
     torch.testing.assert_close(frozen, trainable)
-    after = _state(tiny_mlb)
-    assert before[:3] == after[:3]
-    assert all(torch.equal(x, y) for x, y in zip(before[3], after[3], strict=True))
+    state.assert_unchanged()
     assert torch.equal(image, batch["image"]) and not batch["image"].requires_grad
     failing = tiny_mlb.classifier.register_forward_hook(lambda *_: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         explainer.attribute(batch["image"], target, **kwargs)
     failing.remove()
-    assert _state(tiny_mlb)[0] == before[0]
+    state.assert_unchanged()
