@@ -1,5 +1,8 @@
 """Attribution methods, one per module, written against sites rather than model families."""
 
+from captum_multimodal.attr.attention_grad_cam import AttentionGradCAM
+from captum_multimodal.attr.attention_rollout import AttentionRollout
+from captum_multimodal.attr.coattention_relevancy import CoAttentionRelevancy
 from captum_multimodal.attr.hadamard_deviation import (
     HadamardDeviation,
     standardize_image,
@@ -10,10 +13,15 @@ from captum_multimodal.attr.question_masked_grad_cam import (
     rank_correlation,
     top_neurons,
 )
+from captum_multimodal.attr.raw_attention import RawAttention
 
 __all__ = [
+    "AttentionGradCAM",
+    "AttentionRollout",
+    "CoAttentionRelevancy",
     "HadamardDeviation",
     "QuestionMaskedGradCAM",
+    "RawAttention",
     "rank_correlation",
     "standardize_image",
     "token_scores",

@@ -1,0 +1,61 @@
+"""What every attention adapter does around the forward pass."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch import nn
+
+
+@contextlib.contextmanager
+def explaining(model: nn.Module) -> Iterator[None]:
+    """Eval mode, eager attention and gradients on inside; all restored on exit.
+
+    Dropout would corrupt the attention maps (rows no longer sum to one), and
+    SDPA/flash attention returns no maps at all; a model that can switch
+    (``set_attn_implementation``) runs eagerly for the call and gets its own
+    implementation back. Every submodule's own train/eval mode is restored.
+    """
+    modes = [(module, module.training) for module in model.modules()]
+    config = getattr(model, "config", None)
+    implementation = getattr(config, "_attn_implementation", None)
+    switch = implementation not in (None, "eager") and hasattr(model, "set_attn_implementation")
+    model.eval()
+    try:
+        if switch:
+            model.set_attn_implementation("eager")
+        with torch.enable_grad():
+            yield
+    finally:
+        if switch:
+            model.set_attn_implementation(implementation)
+        for module, mode in modes:
+            module.training = mode
+
+
+def checked_attentions(attentions: Sequence[torch.Tensor] | None, model: nn.Module) -> list:
+    """The attention maps a model returned, or a clear error when it returned none."""
+    maps = [a for a in (attentions or ()) if a is not None]
+    if not maps:
+        raise ValueError(
+            f"{type(model).__name__} returned no attention probabilities; it runs an attention "
+            "implementation that does not expose them. Load or switch it with "
+            'attn_implementation="eager" (e.g. model.set_attn_implementation("eager")).'
+        )
+    return maps
+
+
+def batch_mask(mask: torch.Tensor | None, shape: tuple[int, int], name: str, like: torch.Tensor):
+    """A (B, S) 0/1 mask, all ones when None; checked against the expected shape."""
+    if mask is None:
+        return torch.ones(shape, dtype=torch.long, device=like.device)
+    if not isinstance(mask, torch.Tensor) or tuple(mask.shape) != tuple(shape):
+        raise ValueError(
+            f"{name} must be a tensor of shape {tuple(shape)}, "
+            f"got {getattr(mask, 'shape', type(mask).__name__)}"
+        )
+    if bool((mask.sum(dim=1) == 0).any()):
+        raise ValueError(f"{name} has rows without any real token (all padding)")
+    return mask

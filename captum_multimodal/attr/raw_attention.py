@@ -1,0 +1,56 @@
+"""Baseline: the last layer's attention, averaged over heads."""
+
+from __future__ import annotations
+
+import torch
+
+from captum_multimodal.attr.attention_attribution import AttentionAttribution
+from captum_multimodal.attr.relevancy_engine import AttentionRecording
+
+
+def self_events(recording: AttentionRecording, start_layer: int = 0) -> list:
+    """The self-attention events of the read-out stream, from ``start_layer`` on."""
+    stream = recording.readout[0]
+    events = [
+        (event, index)
+        for index, event in enumerate(recording.events)
+        if event.is_self and event.query == stream and event.layer >= start_layer
+    ]
+    if not events:
+        raise ValueError(f"the recording has no self-attention of the read-out stream {stream!r}")
+    return events
+
+
+def only_readout_stream(
+    recording: AttentionRecording, matrix: torch.Tensor
+) -> dict[tuple[str, str], torch.Tensor]:
+    """Relevancy dict with ``matrix`` for the read-out stream and zeros elsewhere."""
+    stream = recording.readout[0]
+    batch, size = matrix.shape[0], matrix.shape[1]
+    return {
+        (stream, other): matrix if other == stream else matrix.new_zeros(batch, size, mask.shape[1])
+        for other, mask in recording.valid.items()
+    }
+
+
+class RawAttention(AttentionAttribution):
+    """Raw attention: the last layer's head-mean attention, read-out row.
+
+    The simplest baseline of Chefer et al.: no gradients, no propagation. Same
+    adapters and outputs as :class:`CoAttentionRelevancy`.
+
+    Example:
+        >>> from transformers import BertConfig, BertForSequenceClassification
+        >>> from captum_multimodal.adapters import EncoderAdapter
+        >>> config = BertConfig(vocab_size=20, hidden_size=16, num_hidden_layers=2,
+        ...                     num_attention_heads=2, intermediate_size=32)
+        >>> model = BertForSequenceClassification(config).eval()
+        >>> RawAttention(EncoderAdapter(model)).attribute(torch.tensor([[2, 5, 3]])).shape
+        torch.Size([1, 3])
+    """
+
+    needs_gradients = False
+
+    def relevancy(self, recording, grads):
+        event, _ = self_events(recording)[-1]
+        return only_readout_stream(recording, event.probs.detach().mean(dim=1))
