@@ -9,8 +9,9 @@ import torch
 from torch import nn
 
 from captum_multimodal.models.mlb import MLB
+from captum_multimodal.models.visual_bert import build_visual_bert
 
-_BUILDERS = {"mlb": MLB}
+_BUILDERS = {"mlb": MLB, "visual_bert": build_visual_bert}
 _SHIPPED = {"mlb": "mlb_synthetic.pt"}
 
 

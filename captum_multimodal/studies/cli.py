@@ -27,20 +27,26 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from captum_multimodal.models import save_checkpoint
-    from captum_multimodal.models.training import default_mlb_config, train_mlb
+    from captum_multimodal.models import load_pretrained, save_checkpoint
+    from captum_multimodal.models.training import (
+        default_mlb_config,
+        train_mlb,
+        train_visual_bert,
+    )
+    from captum_multimodal.models.visual_bert import visual_bert_config
 
     start = time.perf_counter()
-    model, metrics = train_mlb(
-        images=args.images,
-        steps=args.steps,
-        eval_size=args.eval_size,
-        seed=args.seed,
-        device=args.device,
-        progress=not args.quiet,
-    )
+    common = {"images": args.images, "steps": args.steps, "eval_size": args.eval_size}
+    common |= {"seed": args.seed, "progress": not args.quiet}
+    if args.model == "mlb":
+        model, metrics = train_mlb(device=args.device, **common)
+        config = default_mlb_config()
+    else:
+        backbone = load_pretrained("mlb").backbone
+        model, metrics = train_visual_bert(backbone, **common)
+        config = visual_bert_config()
     metrics["train_seconds"] = time.perf_counter() - start
-    save_checkpoint(model, args.out, default_mlb_config(), metrics)
+    save_checkpoint(model, args.out, config, metrics)
     for name, value in metrics.items():
         print(f"{name}: {value:.4f}")
     print(f"saved {args.out}")
@@ -80,13 +86,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a reference model on the synthetic data",
         description="Trains a reference model on synthetic data and saves a checkpoint.",
     )
-    train.add_argument("model", choices=["mlb"], help="which reference model")
-    train.add_argument("--out", default="mlb_synthetic.pt", help="checkpoint path")
+    train.add_argument(
+        "model",
+        choices=["mlb", "visual_bert"],
+        help="mlb: the MLB VQA model; visual_bert: a Hugging Face VisualBERT on the shipped "
+        "MLB's grid features (experimental: in this budget it does not yet learn past the "
+        "answer priors)",
+    )
+    train.add_argument("--out", default="checkpoint.pt", help="checkpoint path")
     train.add_argument("--images", type=int, default=8000, help="training images (default: 8000)")
     train.add_argument("--steps", type=int, default=3000, help="optimiser steps (default: 3000)")
     train.add_argument("--eval-size", type=int, default=2000, help="held-out questions")
     train.add_argument("--seed", type=int, default=0, help="initialisation and shuffling seed")
-    train.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    train.add_argument("--device", default="cpu", help="torch device for mlb (default: cpu)")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(run=_train)
     return parser

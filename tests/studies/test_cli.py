@@ -109,3 +109,25 @@ def test_train_writes_a_loadable_checkpoint(tmp_path, capsys):
 def test_counts_must_be_positive():
     with pytest.raises(SystemExit):
         main(["demo", "--examples", "0"])
+
+
+def test_train_visual_bert_writes_a_loadable_checkpoint(tmp_path, capsys):
+    path = tmp_path / "vb.pt"
+    main(
+        [
+            "train",
+            "visual_bert",
+            "--out",
+            str(path),
+            "--steps",
+            "2",
+            "--images",
+            "16",
+            "--eval-size",
+            "8",
+            "--quiet",
+        ]
+    )
+    assert "accuracy" in capsys.readouterr().out
+    model = load_checkpoint("visual_bert", path)
+    assert type(model).__name__ == "VisualBertForQuestionAnswering" and not model.training

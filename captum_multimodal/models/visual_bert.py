@@ -1,0 +1,75 @@
+"""A small Hugging Face VisualBERT for the synthetic VQA data.
+
+The model is the unmodified ``transformers.VisualBertForQuestionAnswering``; its
+visual tokens are a 4 x 4 grid of feature vectors (the shipped MLB's frozen image
+backbone, average-pooled from 8 x 8; each token covers 16 x 16 pixels), the way
+VisualBERT normally reads detector region features.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import VisualBertConfig, VisualBertForQuestionAnswering
+
+from captum_multimodal.datasets import ANSWERS, Vocabulary
+
+
+def visual_bert_config(**overrides) -> dict:
+    """Constructor arguments of the synthetic-data VisualBERT (a ``VisualBertConfig``)."""
+    config = {
+        "vocab_size": len(Vocabulary()),
+        "hidden_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "intermediate_size": 128,
+        "visual_embedding_dim": 64,
+        "max_position_embeddings": 32,
+        "num_labels": len(ANSWERS),
+        "pad_token_id": Vocabulary.pad_id,
+    }
+    return config | overrides
+
+
+def build_visual_bert(**config) -> VisualBertForQuestionAnswering:
+    """A randomly initialised ``VisualBertForQuestionAnswering`` from :func:`visual_bert_config`."""
+    return VisualBertForQuestionAnswering(VisualBertConfig(**config))
+
+
+def add_special_tokens(
+    question: torch.Tensor, attention_mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """[CLS] question [SEP], right-padded: (B, T) ids and mask to (B, T + 2).
+
+    Example:
+        >>> ids, mask = add_special_tokens(torch.tensor([[9, 8, 0]]), torch.tensor([[1, 1, 0]]))
+        >>> ids.tolist(), mask.tolist()
+        ([[2, 9, 8, 3, 0]], [[1, 1, 1, 1, 0]])
+    """
+    vocab = Vocabulary()
+    batch = len(question)
+    lengths = attention_mask.sum(dim=1)
+    ids = torch.nn.functional.pad(question * attention_mask, (1, 1), value=vocab.pad_id)
+    ids[:, 0] = vocab.index["[CLS]"]
+    ids[torch.arange(batch), lengths + 1] = vocab.index["[SEP]"]
+    mask = torch.nn.functional.pad(attention_mask, (1, 1))
+    mask[:, 0] = 1
+    mask[torch.arange(batch), lengths + 1] = 1
+    return ids, mask
+
+
+GRID = 4
+"""Visual tokens per side."""
+
+
+@torch.no_grad()
+def grid_features(images: torch.Tensor, backbone: nn.Module, grid: int = GRID) -> torch.Tensor:
+    """Visual tokens: a frozen backbone's map pooled to (B, C, grid, grid), as
+    (B, grid * grid, C) in row-major order."""
+    was_training = backbone.training
+    backbone.eval()
+    try:
+        pooled = nn.functional.adaptive_avg_pool2d(backbone(images), grid)
+        return pooled.flatten(2).transpose(1, 2).contiguous()
+    finally:
+        backbone.train(was_training)
