@@ -77,10 +77,14 @@ def evaluate(model: nn.Module, batch: dict, batch_size: int = 256) -> dict[str, 
             predictions.append(logits.argmax(dim=1).cpu())
     finally:
         model.train(was_training)
-    correct = torch.cat(predictions) == batch["answer"]
+    return accuracy_by_template(torch.cat(predictions) == batch["answer"], batch["template"])
+
+
+def accuracy_by_template(correct: torch.Tensor, templates: torch.Tensor) -> dict[str, float]:
+    """``"accuracy"`` overall and ``"accuracy/<template>"`` for each template present."""
     metrics = {"accuracy": correct.float().mean().item()}
     for index, template in enumerate(TEMPLATES):
-        rows = batch["template"] == index
+        rows = templates == index
         if rows.any():
             metrics[f"accuracy/{template}"] = correct[rows].float().mean().item()
     return metrics
@@ -173,13 +177,7 @@ def evaluate_visual_bert(model: nn.Module, backbone: nn.Module, batch: dict) -> 
         ).logits
     finally:
         model.train(was_training)
-    correct = logits.argmax(dim=1) == batch["answer"]
-    metrics = {"accuracy": correct.float().mean().item()}
-    for index, template in enumerate(TEMPLATES):
-        rows = batch["template"] == index
-        if rows.any():
-            metrics[f"accuracy/{template}"] = correct[rows].float().mean().item()
-    return metrics
+    return accuracy_by_template(logits.argmax(dim=1) == batch["answer"], batch["template"])
 
 
 def train_visual_bert(
