@@ -61,3 +61,29 @@ def record_outputs(modules: Mapping[str, nn.Module]) -> Iterator[dict[str, list[
     finally:
         for handle in handles:
             handle.remove()
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """Eval mode and gradients on inside; every submodule's own mode restored on exit.
+
+    Explanations are computed in eval mode (dropout and batch statistics would make
+    them random and would update running statistics); the caller's modes come back,
+    also when the body raises.
+
+    Example:
+        >>> net = nn.Sequential(nn.Dropout(), nn.Linear(2, 2)).train()
+        >>> with eval_mode(net):
+        ...     net.training
+        False
+        >>> net.training
+        True
+    """
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        with torch.enable_grad():
+            yield
+    finally:
+        for module, mode in modes:
+            module.training = mode

@@ -8,6 +8,8 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import nn
 
+from captum_multimodal._utils.modules import eval_mode
+
 
 @contextlib.contextmanager
 def explaining(model: nn.Module) -> Iterator[None]:
@@ -16,23 +18,26 @@ def explaining(model: nn.Module) -> Iterator[None]:
     Dropout would corrupt the attention maps (rows no longer sum to one), and
     SDPA/flash attention returns no maps at all; a model that can switch
     (``set_attn_implementation``) runs eagerly for the call and gets its own
-    implementation back. Every submodule's own train/eval mode is restored.
+    implementation back. Frozen parameters take part in the graph for the call (their
+    ``requires_grad`` flags come back; ``.grad`` is never written: only the attention
+    maps are differentiated). Every submodule's own train/eval mode is restored.
     """
-    modes = [(module, module.training) for module in model.modules()]
     config = getattr(model, "config", None)
     implementation = getattr(config, "_attn_implementation", None)
     switch = implementation not in (None, "eager") and hasattr(model, "set_attn_implementation")
-    model.eval()
-    try:
+    frozen = [p for p in model.parameters() if not p.requires_grad]
+    with eval_mode(model):
         if switch:
             model.set_attn_implementation("eager")
-        with torch.enable_grad():
+        try:
+            for parameter in frozen:  # a frozen model's attention maps must still carry a graph
+                parameter.requires_grad_(True)
             yield
-    finally:
-        if switch:
-            model.set_attn_implementation(implementation)
-        for module, mode in modes:
-            module.training = mode
+        finally:
+            for parameter in frozen:
+                parameter.requires_grad_(False)
+            if switch:
+                model.set_attn_implementation(implementation)
 
 
 def checked_attentions(attentions: Sequence[torch.Tensor] | None, model: nn.Module) -> list:

@@ -10,6 +10,7 @@ import torch
 from captum._utils.common import _format_additional_forward_args, _format_tensor_into_tuples
 from torch import nn
 
+from captum_multimodal._utils.checks import check_finite, check_same_device, named_inputs
 from captum_multimodal.adapters._recording import batch_mask, checked_attentions, explaining
 from captum_multimodal.attr.relevancy_engine import AttentionEvent, AttentionRecording
 
@@ -54,6 +55,8 @@ class EncoderAdapter:
         """One forward pass; yields the recording."""
         inputs = _format_tensor_into_tuples(inputs)
         args = tuple(_format_additional_forward_args(additional_forward_args) or ())
+        check_finite(named_inputs(inputs, args))
+        check_same_device(self.model, named_inputs(inputs, args))
         with explaining(self.model):
             output = self.model(*inputs, *args, output_attentions=True)
             maps = checked_attentions(getattr(output, "attentions", None), self.model)

@@ -10,6 +10,7 @@ import torch
 from captum._utils.common import _format_additional_forward_args, _format_tensor_into_tuples
 from torch import nn
 
+from captum_multimodal._utils.checks import check_finite, check_same_device, named_inputs
 from captum_multimodal.adapters._recording import batch_mask, checked_attentions, explaining
 from captum_multimodal.attr.relevancy_engine import AttentionEvent, AttentionRecording
 
@@ -78,6 +79,9 @@ class VisualBertAdapter:
                 f"got {tuple(visual_embeds.shape)}"
             )
         args = (*(_format_additional_forward_args(additional_forward_args) or ()), None, None)
+        given = named_inputs(inputs, args[:-2])
+        check_finite(given)
+        check_same_device(self.model, given)
         text_mask = batch_mask(args[0], tuple(input_ids.shape), "attention_mask", input_ids)
         visual_mask = batch_mask(
             args[1], tuple(visual_embeds.shape[:2]), "visual_attention_mask", visual_embeds

@@ -10,6 +10,7 @@ from captum._utils.typing import TargetType
 from captum.attr._utils.attribution import GradientAttribution
 from captum.log import log_usage
 
+from captum_multimodal._utils.checks import check_targets
 from captum_multimodal.attr.relevancy_engine import AttentionRecording, read_out
 
 
@@ -71,6 +72,7 @@ class AttentionAttribution(GradientAttribution):
                 logits = recording.logits
                 if target is None:
                     target = logits.argmax(dim=1)
+                check_targets(target, logits.shape[1])
                 selected = _select_targets(logits, target)
                 grads = list(
                     torch.autograd.grad(

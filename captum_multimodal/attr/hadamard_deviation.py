@@ -11,7 +11,8 @@ from captum.attr._core.guided_backprop_deconvnet import ModifiedReluGradientAttr
 from captum.log import log_usage
 from torch import nn
 
-from captum_multimodal._utils.modules import resolve_submodule
+from captum_multimodal._utils.checks import check_finite, check_same_device, named_inputs
+from captum_multimodal._utils.modules import eval_mode, resolve_submodule
 
 
 class HadamardDeviation(ModifiedReluGradientAttribution):
@@ -50,8 +51,8 @@ class HadamardDeviation(ModifiedReluGradientAttribution):
     textual gradient (one backward from both roots) and standardises with
     statistics of the whole tensor. This class follows the paper's eq. 2-3 and 9-11.
 
-    Explain models in eval mode: in train mode dropout and batch norm make the
-    samples of a batch interact and the explanation random.
+    The model runs in eval mode for the call (dropout and batch statistics would make
+    the explanation random and update running statistics); its modes are restored.
 
     Args:
         forward_func (nn.Module): The model; called as
@@ -135,6 +136,8 @@ class HadamardDeviation(ModifiedReluGradientAttribution):
         call_inputs = list(inputs_tuple)
         call_inputs[image_index] = image
         args = _format_additional_forward_args(additional_forward_args) or ()
+        check_finite(named_inputs(inputs_tuple, args))
+        check_same_device(self.model, named_inputs(inputs_tuple, args))
         captured: dict[str, list[torch.Tensor]] = {"Q": [], "V": [], "q": []}
 
         def keep(key: str) -> Callable:
@@ -153,7 +156,7 @@ class HadamardDeviation(ModifiedReluGradientAttribution):
         try:
             if self.guided:
                 self.model.apply(self._register_hooks)
-            with torch.enable_grad():
+            with eval_mode(self.model):
                 self.forward_func(*call_inputs, *args)
                 textual, visual, word_vectors = self._check_sites(captured)
                 joint = (textual * visual).detach()

@@ -18,7 +18,13 @@ from captum.attr._utils.attribution import GradientAttribution
 from captum.log import log_usage
 from torch import nn
 
-from captum_multimodal._utils.modules import resolve_submodule
+from captum_multimodal._utils.checks import (
+    check_finite,
+    check_same_device,
+    check_targets,
+    named_inputs,
+)
+from captum_multimodal._utils.modules import eval_mode, resolve_submodule
 from captum_multimodal._utils.ranking import spearman
 
 SENSITIVITIES = ("sum", "l1", "l2")
@@ -62,7 +68,7 @@ class QuestionMaskedGradCAM(LayerAttribution, GradientAttribution):
     (B, T, D)); ``contrast_inputs`` keeps the top-n neurons of this question
     that are not among the top-n of another question about the same image.
 
-    Explain models in eval mode (samples of a batch must not interact).
+    The model runs in eval mode for the call; its modes are restored.
 
     Args:
         forward_func (nn.Module): The model.
@@ -261,18 +267,22 @@ class _Recording:
             explainer.question_layer.register_forward_hook(as_leaf("question")),
             explainer.fusion_layer.register_forward_hook(keep),
         ]
-        self._grad_mode = torch.enable_grad()
-        self._grad_mode.__enter__()
+        self._mode = eval_mode(explainer.forward_func)
+        self._mode.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
-        self._grad_mode.__exit__(*exc)
-        for handle in self.handles:
-            handle.remove()
+        try:
+            self._mode.__exit__(*exc)
+        finally:
+            for handle in self.handles:
+                handle.remove()
 
     def run(self, inputs, additional_forward_args) -> None:
         inputs = _format_tensor_into_tuples(inputs)
         args = _format_additional_forward_args(additional_forward_args) or ()
+        check_finite(named_inputs(inputs, args))
+        check_same_device(self.explainer.forward_func, named_inputs(inputs, args))
         self.output = self.explainer.forward_func(*inputs, *args)
         names = {"layer": "layer", "fusion": "fusion_layer", "question": "question_layer"}
         for key, name in names.items():
@@ -329,6 +339,7 @@ class _Recording:
 
     def masked_grad_cam(self, target, masks: torch.Tensor, relu: bool) -> torch.Tensor:
         """Grad-CAM maps (N, B, 1, ...) for N masks (N, B, K) over the fusion neurons."""
+        check_targets(target, self.output.shape[1])
         selected = _select_targets(self.output, target)
         total = selected.sum()
         full, to_fusion = torch.autograd.grad(

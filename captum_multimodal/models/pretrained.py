@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from importlib import resources
 from pathlib import Path
 
@@ -25,9 +26,15 @@ def load_checkpoint(name: str, path: str | Path, device: str | torch.device = "c
     """Builds model ``name`` from a checkpoint written by :func:`save_checkpoint`, in eval mode."""
     if name not in _BUILDERS:
         raise ValueError(f"name must be one of {sorted(_BUILDERS)}, got {name!r}")
-    checkpoint = torch.load(path, map_location=device, weights_only=True)
-    model = _BUILDERS[name](**checkpoint["config"])
-    model.load_state_dict(checkpoint["state_dict"])
+    try:
+        checkpoint = torch.load(path, map_location=device, weights_only=True)
+        model = _BUILDERS[name](**checkpoint["config"])
+        model.load_state_dict(checkpoint["state_dict"])
+    except (RuntimeError, KeyError, TypeError, EOFError, pickle.UnpicklingError) as error:
+        raise ValueError(
+            f"{path} is not a valid {name!r} checkpoint (expected a file written by "
+            f"save_checkpoint, loadable with weights_only=True): {error}"
+        ) from error
     return model.to(device).eval()
 
 

@@ -1,0 +1,441 @@
+"""Safety across every method and adapter: models left as found, bad input named clearly."""
+
+import copy
+import threading
+
+import pytest
+import torch
+from transformers import (
+    BertConfig,
+    BertForSequenceClassification,
+    VisualBertConfig,
+    VisualBertForQuestionAnswering,
+    VisualBertForVisualReasoning,
+)
+
+from captum_multimodal import (
+    AttentionGradCAM,
+    AttentionRollout,
+    CoAttentionRelevancy,
+    EncoderAdapter,
+    HadamardDeviation,
+    MLBAdapter,
+    QuestionMaskedGradCAM,
+    RawAttention,
+    VisualBertAdapter,
+)
+from captum_multimodal.datasets import ANSWERS, SyntheticVQA, Vocabulary, collate_vqa
+from captum_multimodal.models import MLB, load_checkpoint, save_checkpoint
+from captum_multimodal.models.training import default_mlb_config
+
+
+def tiny_mlb():
+    torch.manual_seed(0)
+    return MLB(
+        len(Vocabulary()),
+        len(ANSWERS),
+        embedding_dim=8,
+        question_dim=12,
+        attention_dim=10,
+        joint_dim=16,
+    )
+
+
+def mlb_case():
+    data = SyntheticVQA(4, seed=3)
+    batch = collate_vqa([data[i] for i in range(4)])
+    return tiny_mlb(), (batch["image"],), (batch["question"], batch["attention_mask"])
+
+
+def visual_bert_case(head):
+    torch.manual_seed(0)
+    config = VisualBertConfig(
+        vocab_size=30,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        visual_embedding_dim=8,
+        num_labels=5,
+    )
+    ids = torch.tensor([[2, 5, 6, 3], [2, 7, 3, 0]])
+    regions = torch.randn(2, 3, 8)
+    return (
+        head(config),
+        ((ids, regions),),
+        ((ids != 0).long(), torch.tensor([[1, 1, 1], [1, 1, 0]])),
+    )
+
+
+def bert_case():
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=30,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+    )
+    ids = torch.tensor([[2, 5, 6, 3], [2, 7, 3, 0]])
+    model = BertForSequenceClassification(config)
+    # transformers 5 installs output-capturing hooks of its own, for good, on the first
+    # forward with output_attentions=True; count ours after that warm-up
+    model.set_attn_implementation("eager")
+    model(ids, output_attentions=True)
+    model.set_attn_implementation("sdpa")
+    return model, (ids,), ((ids != 0).long(),)
+
+
+def mlb_methods():
+    return {
+        "HadamardDeviation": lambda m, i, a: HadamardDeviation.from_adapter(
+            MLBAdapter(m)
+        ).attribute(i, additional_forward_args=a),
+        "HadamardDeviation plain": lambda m, i, a: HadamardDeviation.from_adapter(
+            MLBAdapter(m), guided=False
+        ).attribute(i, additional_forward_args=a),
+        "QuestionMaskedGradCAM": lambda m, i, a: QuestionMaskedGradCAM.from_adapter(
+            MLBAdapter(m)
+        ).attribute(i, 1, 4, a),
+        "QuestionMaskedGradCAM l2 sweep": lambda m, i, a: QuestionMaskedGradCAM.from_adapter(
+            MLBAdapter(m)
+        ).sweep(i, 1, [2, 8], a, sensitivity="l2"),
+    }
+
+
+def attention_methods(adapter_type):
+    kinds = [CoAttentionRelevancy, RawAttention, AttentionRollout, AttentionGradCAM]
+    return {
+        kind.__name__: lambda m, i, a, kind=kind: kind(adapter_type(m)).attribute(
+            i[0] if len(i) == 1 else i, additional_forward_args=a
+        )
+        for kind in kinds
+    }
+
+
+CASES = (
+    [
+        (f"{name} / MLB", mlb_case, method, "fusion.hadamard")
+        for name, method in mlb_methods().items()
+    ]
+    + [
+        (
+            f"{name} / {head.__name__}",
+            lambda head=head: visual_bert_case(head),
+            method,
+            "visual_bert.encoder.layer.1",
+        )
+        for head in (VisualBertForQuestionAnswering, VisualBertForVisualReasoning)
+        for name, method in attention_methods(VisualBertAdapter).items()
+    ]
+    + [
+        (f"{name} / BERT", bert_case, method, "bert.encoder.layer.1")
+        for name, method in attention_methods(EncoderAdapter).items()
+    ]
+)
+
+
+def snapshot(model):
+    return {
+        "hooks": [
+            (
+                len(m._forward_hooks),
+                len(m._forward_pre_hooks),
+                len(m._backward_hooks),
+                len(m._backward_pre_hooks),
+            )
+            for m in model.modules()
+        ],
+        "tensor hooks": [bool(p._backward_hooks) for p in model.parameters()],
+        "modes": [m.training for m in model.modules()],
+        "requires_grad": [p.requires_grad for p in model.parameters()],
+        "values": [t.detach().clone() for t in (*model.parameters(), *model.buffers())],
+        "attention": getattr(getattr(model, "config", None), "_attn_implementation", None),
+    }
+
+
+def assert_as_found(model, before, inputs, copies):
+    after = snapshot(model)
+    for key in ("hooks", "tensor hooks", "modes", "requires_grad", "attention"):
+        assert before[key] == after[key], key
+    assert all(torch.equal(a, b) for a, b in zip(before["values"], after["values"], strict=True))
+    assert all(p.grad is None for p in model.parameters())
+    flat = [t for t in inputs if isinstance(t, torch.Tensor)]
+    assert all(torch.equal(a, b) for a, b in zip(flat, copies, strict=True))
+    assert not any(t.requires_grad for t in flat)
+
+
+def flatten(inputs, args):
+    out = []
+    for item in (*inputs, *args):
+        out.extend(item if isinstance(item, tuple) else (item,))
+    return out
+
+
+@pytest.mark.parametrize(("name", "build", "method", "inner"), CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_model_is_left_as_found_after_success_and_failure(name, build, method, inner, mode):
+    model, inputs, args = build()
+    model.train(mode == "train")
+    model.get_submodule(list(dict(model.named_modules()))[1]).requires_grad_(False)  # mixed flags
+    before = snapshot(model)
+    tensors = flatten(inputs, args)
+    copies = [t.clone() for t in tensors]
+    method(model, inputs, args)
+    assert_as_found(model, before, tensors, copies)
+
+    def fail(*_):
+        raise RuntimeError("injected failure inside the forward")
+
+    handle = model.get_submodule(inner).register_forward_hook(fail)
+    with pytest.raises(RuntimeError, match="injected"):
+        method(model, inputs, args)
+    handle.remove()
+    assert_as_found(model, before, tensors, copies)
+
+
+def _mlb():
+    model, (image,), (question, mask) = mlb_case()
+    return model.eval(), image, question, mask
+
+
+def _hd(model):
+    return HadamardDeviation.from_adapter(MLBAdapter(model))
+
+
+def _qm(model):
+    return QuestionMaskedGradCAM.from_adapter(MLBAdapter(model))
+
+
+def _vb():
+    model, ((ids, regions),), (mask, region_mask) = visual_bert_case(VisualBertForQuestionAnswering)
+    return model, ids, regions, mask, region_mask
+
+
+def _relevancy(model, inputs, args, **kwargs):
+    return CoAttentionRelevancy(VisualBertAdapter(model)).attribute(
+        inputs, additional_forward_args=args, **kwargs
+    )
+
+
+def bad_inputs():
+    m, image, q, mask = _mlb()
+    vb, ids, regions, tmask, rmask = _vb()
+    nan_image = image.clone()
+    nan_image[0, 0, 0, 0] = float("nan")
+    inf_regions = regions.clone()
+    inf_regions[1, 0, 0] = float("inf")
+    meta = copy.deepcopy(m).to("meta")
+    empty_rows = mask.clone()
+    empty_rows[1] = 0
+    return [
+        (
+            "image of rank 3",
+            lambda: _hd(m).attribute(image[0], additional_forward_args=(q, mask)),
+            ValueError,
+            "image",
+        ),
+        (
+            "integer image",
+            lambda: _hd(m).attribute((image * 255).long(), additional_forward_args=(q,)),
+            TypeError,
+            "image",
+        ),
+        (
+            "NaN image",
+            lambda: _hd(m).attribute(nan_image, additional_forward_args=(q,)),
+            ValueError,
+            "inputs\\[0\\] contains NaN",
+        ),
+        (
+            "image_index out of range",
+            lambda: _hd(m).attribute(image, additional_forward_args=(q,), image_index=3),
+            ValueError,
+            "image_index",
+        ),
+        (
+            "batch sizes differ",
+            lambda: _hd(m).attribute(image[:2], additional_forward_args=(q,)),
+            ValueError,
+            "same batch size",
+        ),
+        (
+            "all-padding question row",
+            lambda: _hd(m).attribute(image, additional_forward_args=(q, empty_rows)),
+            ValueError,
+            "no real tokens",
+        ),
+        (
+            "mask shape",
+            lambda: _qm(m).attribute(image, 0, 2, (q, mask[:, :2])),
+            ValueError,
+            "attention_mask",
+        ),
+        (
+            "layer not in the model",
+            lambda: HadamardDeviation(
+                m, torch.nn.Linear(2, 2), "fusion.visual", "question_encoder.embedding"
+            ),
+            ValueError,
+            "textual_layer",
+        ),
+        (
+            "model on another device",
+            lambda: _hd(meta).attribute(image, additional_forward_args=(q,)),
+            ValueError,
+            "model is on meta",
+        ),
+        ("top_n above K", lambda: _qm(m).attribute(image, 0, 17, (q,)), ValueError, "top_n"),
+        ("top_n negative", lambda: _qm(m).attribute(image, 0, -3, (q,)), ValueError, "top_n"),
+        (
+            "target out of range (masked Grad-CAM)",
+            lambda: _qm(m).attribute(image, 99, 4, (q,)),
+            ValueError,
+            "target",
+        ),
+        (
+            "unknown sensitivity",
+            lambda: _qm(m).neuron_sensitivity(image, (q,), sensitivity="max"),
+            ValueError,
+            "sensitivity",
+        ),
+        (
+            "Inf image (masked Grad-CAM)",
+            lambda: _qm(m).attribute(nan_image, 0, 4, (q,)),
+            ValueError,
+            "NaN or Inf",
+        ),
+        (
+            "one input instead of two",
+            lambda: _relevancy(vb, (ids,), (tmask, rmask)),
+            ValueError,
+            "inputs must be",
+        ),
+        (
+            "float input_ids",
+            lambda: _relevancy(vb, (ids.float(), regions), (tmask, rmask)),
+            ValueError,
+            "input_ids",
+        ),
+        (
+            "visual batch differs",
+            lambda: _relevancy(vb, (ids, regions[:1]), (tmask, rmask)),
+            ValueError,
+            "visual_embeds",
+        ),
+        (
+            "text mask shape",
+            lambda: _relevancy(vb, (ids, regions), (tmask[:, :2], rmask)),
+            ValueError,
+            "attention_mask",
+        ),
+        (
+            "all-padding visual row",
+            lambda: _relevancy(vb, (ids, regions), (tmask, rmask * 0)),
+            ValueError,
+            "visual_attention_mask",
+        ),
+        (
+            "Inf visual_embeds",
+            lambda: _relevancy(vb, (ids, inf_regions), (tmask, rmask)),
+            ValueError,
+            "inputs\\[1\\] contains NaN or Inf",
+        ),
+        (
+            "target out of range (relevancy)",
+            lambda: _relevancy(vb, (ids, regions), (tmask, rmask), target=7),
+            ValueError,
+            "target",
+        ),
+        (
+            "unsupported model class",
+            lambda: VisualBertAdapter(m),
+            TypeError,
+            "VisualBertForQuestionAnswering",
+        ),
+        ("not an adapter", lambda: CoAttentionRelevancy(vb), TypeError, "adapter"),
+        (
+            "MLB adapter on a model without its sites",
+            lambda: MLBAdapter(torch.nn.Linear(2, 2)),
+            ValueError,
+            "textual_layer",
+        ),
+    ]
+
+
+BAD = bad_inputs()
+
+
+@pytest.mark.parametrize(("case", "call", "error", "message"), BAD, ids=[b[0] for b in BAD])
+def test_bad_input_gets_a_clear_error(case, call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_at_least_twenty_bad_inputs():
+    assert len(BAD) >= 20
+
+
+def test_tampered_and_truncated_checkpoints(tmp_path):
+    path = tmp_path / "mlb.pt"
+    save_checkpoint(
+        tiny_mlb(),
+        path,
+        default_mlb_config()
+        | {"embedding_dim": 8, "question_dim": 12, "attention_dim": 10, "joint_dim": 16},
+        {},
+    )
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(path.read_bytes()[:500])
+    with pytest.raises(ValueError, match="not a valid 'mlb' checkpoint"):
+        load_checkpoint("mlb", truncated)
+    tampered = tmp_path / "tampered.pt"
+    torch.save(
+        {"config": default_mlb_config(), "state_dict": {"classifier.weight": torch.zeros(1)}},
+        tampered,
+    )
+    with pytest.raises(ValueError, match="not a valid 'mlb' checkpoint"):
+        load_checkpoint("mlb", tampered)
+    evil = tmp_path / "evil.pt"
+    torch.save({"config": default_mlb_config(), "state_dict": {}, "x": threading.Lock}, evil)
+    with pytest.raises(ValueError, match="weights_only=True"):
+        load_checkpoint("mlb", evil)
+
+
+def test_two_explainers_on_two_models_in_two_threads_do_not_interfere():
+    first, image, q, mask = _mlb()
+    torch.manual_seed(5)
+    second = MLB(
+        len(Vocabulary()),
+        len(ANSWERS),
+        embedding_dim=8,
+        question_dim=12,
+        attention_dim=10,
+        joint_dim=16,
+    ).eval()
+    expected = {
+        "first": _hd(first).attribute(image, additional_forward_args=(q, mask)),
+        "second": _qm(second).attribute(image, 2, 4, (q, mask)),
+    }
+    results = {}
+
+    def run(key, function):
+        for _ in range(5):
+            results[key] = function()
+
+    threads = [
+        threading.Thread(
+            target=run,
+            args=("first", lambda: _hd(first).attribute(image, additional_forward_args=(q, mask))),
+        ),
+        threading.Thread(
+            target=run, args=("second", lambda: _qm(second).attribute(image, 2, 4, (q, mask)))
+        ),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for a, b in zip(expected["first"], results["first"], strict=True):
+        torch.testing.assert_close(a, b)
+    torch.testing.assert_close(expected["second"], results["second"])
