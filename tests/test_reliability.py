@@ -2,6 +2,7 @@
 
 import copy
 import threading
+import types
 
 import pytest
 import torch
@@ -218,6 +219,13 @@ def _relevancy(model, inputs, args, **kwargs):
     )
 
 
+class NoMaps(torch.nn.Module):
+    """A model whose attention implementation returns no probabilities (like SDPA)."""
+
+    def forward(self, x, output_attentions=False):
+        return types.SimpleNamespace(logits=x, attentions=())
+
+
 def bad_inputs():
     m, image, q, mask = _mlb()
     vb, ids, regions, tmask, rmask = _vb()
@@ -354,6 +362,18 @@ def bad_inputs():
             "VisualBertForQuestionAnswering",
         ),
         ("not an adapter", lambda: CoAttentionRelevancy(vb), TypeError, "adapter"),
+        (
+            "empty question (T = 0)",
+            lambda: _hd(m).attribute(image, additional_forward_args=(q[:, :0],)),
+            ValueError,
+            "no real tokens",
+        ),
+        (
+            "attention implementation without maps",
+            lambda: CoAttentionRelevancy(EncoderAdapter(NoMaps())).attribute(torch.zeros(2, 3)),
+            ValueError,
+            'attn_implementation="eager"',
+        ),
         (
             "MLB adapter on a model without its sites",
             lambda: MLBAdapter(torch.nn.Linear(2, 2)),
