@@ -8,11 +8,8 @@ from captum_multimodal.attr.hadamard_deviation import (
     standardize_image,
     token_scores,
 )
-from captum_multimodal.attr.question_masked_grad_cam import (
-    QuestionMaskedGradCAM,
-    rank_correlation,
-    top_neurons,
-)
+from captum_multimodal.attr.neuron_ranking import rank_correlation, top_neurons
+from captum_multimodal.attr.question_masked_grad_cam import QuestionMaskedGradCAM
 from captum_multimodal.attr.raw_attention import RawAttention
 
 __all__ = [

@@ -25,7 +25,7 @@ from captum_multimodal._utils.checks import (
     named_inputs,
 )
 from captum_multimodal._utils.modules import eval_mode, resolve_submodule
-from captum_multimodal._utils.ranking import spearman
+from captum_multimodal.attr.neuron_ranking import check_top_ns, top_mask
 
 SENSITIVITIES = ("sum", "l1", "l2")
 
@@ -212,9 +212,9 @@ class QuestionMaskedGradCAM(LayerAttribution, GradientAttribution):
         with _Recording(self) as record:
             record.run(inputs, additional_forward_args)
             width = record.fusion.shape[1]
-            counts = _check_top_ns(top_ns, width, clip=len(top_ns) > 1)
+            counts = check_top_ns(top_ns, width, clip=len(top_ns) > 1)
             scores = record.sensitivity(word_index, sensitivity).detach()
-            masks = torch.stack([_top_mask(scores, n) for n in counts])
+            masks = torch.stack([top_mask(scores, n) for n in counts])
             if contrast_inputs is not None:
                 other_args = (
                     additional_forward_args
@@ -229,7 +229,7 @@ class QuestionMaskedGradCAM(LayerAttribution, GradientAttribution):
                         "contrast_inputs must give fusion activations of shape "
                         f"{tuple(scores.shape)}, got {tuple(other.shape)}"
                     )
-                masks = masks * (1 - torch.stack([_top_mask(other, n) for n in counts]))
+                masks = masks * (1 - torch.stack([top_mask(other, n) for n in counts]))
             cams = record.masked_grad_cam(target, masks, relu_attributions)
         return dict(zip(counts, cams.detach().unbind(0), strict=True))
 
@@ -373,63 +373,3 @@ class _Recording:
 def _check_sensitivity(sensitivity: str) -> None:
     if sensitivity not in SENSITIVITIES:
         raise ValueError(f"sensitivity must be one of {SENSITIVITIES}, got {sensitivity!r}")
-
-
-def _check_top_ns(top_ns: Sequence[int], width: int, clip: bool) -> list[int]:
-    counts = []
-    for n in top_ns:
-        if isinstance(n, bool) or not isinstance(n, int):
-            raise TypeError(f"top_n must be an int, got {type(n).__name__}")
-        if n < 0 or (n > width and not clip):
-            raise ValueError(f"top_n must be in [0, {width}] (the fusion width K), got {n}")
-        counts.append(min(n, width))
-    return list(dict.fromkeys(counts))
-
-
-def _top_mask(scores: torch.Tensor, n: int) -> torch.Tensor:
-    """(B, K) 0/1 mask of each row's n largest scores."""
-    mask = torch.zeros_like(scores)
-    return mask.scatter(1, scores.topk(n, dim=1).indices, 1.0) if n else mask
-
-
-def top_neurons(sensitivity: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The n most sensitive neurons per sample, largest first (the seed's tables 1-4).
-
-    Args:
-        sensitivity (Tensor): (B, K), e.g. from ``neuron_sensitivity``.
-        n (int): How many, 0 <= n <= K.
-
-    Returns:
-        tuple: values (B, n) and indices (B, n).
-
-    Example:
-        >>> values, indices = top_neurons(torch.tensor([[0.1, 3.0, -2.0, 1.0]]), 2)
-        >>> indices
-        tensor([[1, 3]])
-    """
-    if not isinstance(sensitivity, torch.Tensor) or sensitivity.dim() != 2:
-        raise ValueError(
-            "sensitivity must be a (B, K) tensor, "
-            f"got {getattr(sensitivity, 'shape', type(sensitivity).__name__)}"
-        )
-    _check_top_ns([n], sensitivity.shape[1], clip=False)
-    values, indices = sensitivity.topk(n, dim=1)
-    return values, indices
-
-
-def rank_correlation(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
-    """Spearman rank correlation of two sensitivity vectors per sample (tables 5-6).
-
-    Ties get average ranks, as in ``scipy.stats.spearmanr``.
-
-    Args:
-        first, second (Tensor): (B, K).
-
-    Returns:
-        Tensor: (B,).
-
-    Example:
-        >>> rank_correlation(torch.tensor([[1.0, 2.0, 3.0]]), torch.tensor([[1.0, 3.0, 2.0]]))
-        tensor([0.5000])
-    """
-    return spearman(first, second)
