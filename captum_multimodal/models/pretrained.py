@@ -13,7 +13,7 @@ from captum_multimodal.models.mlb import MLB
 from captum_multimodal.models.visual_bert import build_visual_bert
 
 _BUILDERS = {"mlb": MLB, "visual_bert": build_visual_bert}
-_SHIPPED = {"mlb": "mlb_synthetic.pt"}
+_SHIPPED = {"mlb": "mlb_synthetic.pt", "visual_bert": "visual_bert_synthetic.pt"}
 
 
 def save_checkpoint(model: nn.Module, path: str | Path, config: dict, metrics: dict) -> None:
@@ -48,7 +48,9 @@ def load_pretrained(name: str = "mlb", device: str | torch.device = "cpu") -> nn
 
     Args:
         name (str): ``"mlb"``: the :class:`~captum_multimodal.models.MLB` VQA model
-            trained by ``captum-mm train mlb``.
+            trained by ``captum-mm train mlb``; ``"visual_bert"``: a Hugging Face
+            ``VisualBertForQuestionAnswering`` trained by ``captum-mm train visual_bert``
+            on the MLB's grid features (see :mod:`captum_multimodal.models.visual_bert`).
         device: Where to put the model.
 
     Example:

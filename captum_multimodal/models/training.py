@@ -184,20 +184,21 @@ def train_visual_bert(
     backbone: nn.Module,
     images: int = 8000,
     questions_per_image: int = 8,
-    steps: int = 2000,
-    images_per_step: int = 32,
+    steps: int = 4000,
+    images_per_step: int = 16,
     eval_size: int = 2000,
-    lr: float = 1e-3,
+    lr: float = 3e-4,
     seed: int = 0,
     progress: bool = True,
 ) -> tuple[nn.Module, dict[str, float]]:
     """Trains the synthetic-data VisualBERT on a frozen backbone's grid features.
 
-    Experimental: with these defaults (5,000 steps tried, about 7 CPU minutes) the model
-    stays at the answer priors (held-out accuracy about 0.42); no checkpoint ships yet.
-
     Same data as :func:`train_mlb` (seed 0, held-out seed 1), cross-entropy on the
-    answer logits, Adam with a one-cycle schedule (warm-up matters for the transformer).
+    answer logits, AdamW with a one-cycle schedule (10% warm-up). The model of
+    :func:`~captum_multimodal.models.visual_bert.visual_bert_config` (4 layers, hidden
+    128, no dropout) gets past the answer priors after about 1,000 steps; smaller or
+    dropout-regularised ones stayed at the priors (held-out accuracy about 0.42) within
+    5,000 steps.
 
     Returns:
         The trained ``VisualBertForQuestionAnswering`` in eval mode and its held-out metrics.
@@ -207,8 +208,10 @@ def train_visual_bert(
     features = torch.cat([grid_features(chunk, backbone) for chunk in pool["image"].split(256)])
     held_out = materialize(SyntheticVQA(eval_size, seed=1), progress)
     model = build_visual_bert(**visual_bert_config())
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=lr, total_steps=steps, pct_start=0.1
+    )
     generator = torch.Generator().manual_seed(seed)
     offsets = torch.arange(questions_per_image)
     model.train()

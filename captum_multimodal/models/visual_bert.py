@@ -19,10 +19,12 @@ def visual_bert_config(**overrides) -> dict:
     """Constructor arguments of the synthetic-data VisualBERT (a ``VisualBertConfig``)."""
     config = {
         "vocab_size": len(Vocabulary()),
-        "hidden_size": 64,
-        "num_hidden_layers": 2,
+        "hidden_size": 128,
+        "num_hidden_layers": 4,
         "num_attention_heads": 4,
-        "intermediate_size": 128,
+        "intermediate_size": 256,
+        "hidden_dropout_prob": 0.0,
+        "attention_probs_dropout_prob": 0.0,
         "visual_embedding_dim": 64,
         "max_position_embeddings": 32,
         "num_labels": len(ANSWERS),

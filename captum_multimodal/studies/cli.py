@@ -36,7 +36,9 @@ def _train(args: argparse.Namespace) -> int:
     from captum_multimodal.models.visual_bert import visual_bert_config
 
     start = time.perf_counter()
-    common = {"images": args.images, "steps": args.steps, "eval_size": args.eval_size}
+    common = {"images": args.images, "eval_size": args.eval_size}
+    if args.steps is not None:
+        common["steps"] = args.steps
     common |= {"seed": args.seed, "progress": not args.quiet}
     if args.model == "mlb":
         model, metrics = train_mlb(device=args.device, **common)
@@ -90,12 +92,16 @@ def build_parser() -> argparse.ArgumentParser:
         "model",
         choices=["mlb", "visual_bert"],
         help="mlb: the MLB VQA model; visual_bert: a Hugging Face VisualBERT on the shipped "
-        "MLB's grid features (experimental: in this budget it does not yet learn past the "
-        "answer priors)",
+        "MLB's grid features",
     )
     train.add_argument("--out", default="checkpoint.pt", help="checkpoint path")
     train.add_argument("--images", type=int, default=8000, help="training images (default: 8000)")
-    train.add_argument("--steps", type=int, default=3000, help="optimiser steps (default: 3000)")
+    train.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="optimiser steps (default: mlb 3000, visual_bert 4000)",
+    )
     train.add_argument("--eval-size", type=int, default=2000, help="held-out questions")
     train.add_argument("--seed", type=int, default=0, help="initialisation and shuffling seed")
     train.add_argument("--device", default="cpu", help="torch device for mlb (default: cpu)")
@@ -108,7 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``captum-mm``."""
     args = build_parser().parse_args(argv)
     for name in ("examples", "figures", "images", "steps", "eval_size"):
-        if getattr(args, name, 1) < 1:
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
             build_parser().error(f"--{name.replace('_', '-')} must be at least 1")
     return args.run(args)
 
