@@ -79,11 +79,12 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
         >>> net.training
         True
     """
-    modes = [(module, module.training) for module in model.modules()]
-    model.eval()
+    training = [module for module in model.modules() if module.training]
+    for module in training:
+        module.training = False
     try:
         with torch.enable_grad():
             yield
     finally:
-        for module, mode in modes:
-            module.training = mode
+        for module in training:
+            module.training = True
