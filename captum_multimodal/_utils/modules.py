@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -37,26 +37,40 @@ def resolve_submodule(model: nn.Module, layer: nn.Module | str, argument: str) -
 
 
 @contextlib.contextmanager
-def record_outputs(modules: Mapping[str, nn.Module]) -> Iterator[dict[str, list[torch.Tensor]]]:
+def record_outputs(
+    modules: Mapping[str, nn.Module], as_leaves: Collection[str] = ()
+) -> Iterator[dict[str, list[torch.Tensor]]]:
     """Records every output of the given modules while the context is open.
 
     Yields a dict from each key to the list of that module's outputs, in call order.
-    The hooks are removed on exit, also when the body raises.
+    For keys in ``as_leaves`` the module's output is replaced by a detached copy that
+    requires grad (same values), so gradients reach it even when the model's
+    parameters are frozen. The hooks are removed on exit, also when the body raises.
 
     Example:
         >>> layer = nn.Linear(2, 2)
-        >>> with record_outputs({"linear": layer}) as outputs:
+        >>> with record_outputs({"linear": layer}, as_leaves={"linear"}) as outputs:
         ...     _ = layer(torch.zeros(1, 2))
-        >>> len(outputs["linear"]), len(layer._forward_hooks)
-        (1, 0)
+        >>> len(outputs["linear"]), outputs["linear"][0].is_leaf, len(layer._forward_hooks)
+        (1, True, 0)
     """
     outputs: dict[str, list[torch.Tensor]] = {key: [] for key in modules}
+
+    def hook(key: str):
+        def record(_module, _inputs, output):
+            if key in as_leaves:
+                if not isinstance(output, torch.Tensor):
+                    raise TypeError(f"{key} must output one tensor, got {type(output).__name__}")
+                output = output.detach().requires_grad_()
+            outputs[key].append(output)
+            return output if key in as_leaves else None
+
+        return record
+
     handles = []
     try:
         for key, module in modules.items():
-            handles.append(
-                module.register_forward_hook(lambda _m, _i, out, key=key: outputs[key].append(out))
-            )
+            handles.append(module.register_forward_hook(hook(key)))
         yield outputs
     finally:
         for handle in handles:
@@ -65,7 +79,7 @@ def record_outputs(modules: Mapping[str, nn.Module]) -> Iterator[dict[str, list[
 
 @contextlib.contextmanager
 def eval_mode(model: nn.Module) -> Iterator[None]:
-    """Eval mode and gradients on inside; every submodule's own mode restored on exit.
+    """Eval mode inside; every submodule's own mode restored on exit.
 
     Explanations are computed in eval mode (dropout and batch statistics would make
     them random and would update running statistics); the caller's modes come back,
@@ -83,8 +97,7 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
     for module in training:
         module.training = False
     try:
-        with torch.enable_grad():
-            yield
+        yield
     finally:
         for module in training:
             module.training = True

@@ -26,7 +26,7 @@ def explaining(model: nn.Module) -> Iterator[None]:
     implementation = getattr(config, "_attn_implementation", None)
     switch = implementation not in (None, "eager") and hasattr(model, "set_attn_implementation")
     frozen = [p for p in model.parameters() if not p.requires_grad]
-    with eval_mode(model):
+    with eval_mode(model), torch.enable_grad():
         if switch:
             model.set_attn_implementation("eager")
         try:

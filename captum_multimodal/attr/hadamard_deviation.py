@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -12,7 +11,7 @@ from captum.log import log_usage
 from torch import nn
 
 from captum_multimodal._utils.checks import check_finite, check_same_device, named_inputs
-from captum_multimodal._utils.modules import eval_mode, resolve_submodule
+from captum_multimodal._utils.modules import eval_mode, record_outputs, resolve_submodule
 
 
 class HadamardDeviation(ModifiedReluGradientAttribution):
@@ -138,25 +137,15 @@ class HadamardDeviation(ModifiedReluGradientAttribution):
         args = _format_additional_forward_args(additional_forward_args) or ()
         check_finite(named_inputs(inputs_tuple, args))
         check_same_device(self.model, named_inputs(inputs_tuple, args))
-        captured: dict[str, list[torch.Tensor]] = {"Q": [], "V": [], "q": []}
-
-        def keep(key: str) -> Callable:
-            return lambda _module, _inputs, output: captured[key].append(output)
-
-        def word_vectors_as_leaf(_module, _inputs, output):
-            leaf = output.detach().requires_grad_()
-            captured["q"].append(leaf)
-            return leaf
-
-        handles = [
-            self.textual_layer.register_forward_hook(keep("Q")),
-            self.visual_layer.register_forward_hook(keep("V")),
-            self.embedding_layer.register_forward_hook(word_vectors_as_leaf),
-        ]
+        sites = {"Q": self.textual_layer, "V": self.visual_layer, "q": self.embedding_layer}
         try:
             if self.guided:
                 self.model.apply(self._register_hooks)
-            with eval_mode(self.model):
+            with (
+                record_outputs(sites, as_leaves={"q"}) as captured,
+                eval_mode(self.model),
+                torch.enable_grad(),
+            ):
                 self.forward_func(*call_inputs, *args)
                 textual, visual, word_vectors = self._check_sites(captured)
                 joint = (textual * visual).detach()
@@ -165,8 +154,6 @@ class HadamardDeviation(ModifiedReluGradientAttribution):
                     textual, word_vectors, textual - joint, "textual_layer"
                 )
         finally:
-            for handle in handles:
-                handle.remove()
             self._remove_hooks()
             self.backward_hooks = []
         return visual_attr, textual_attr

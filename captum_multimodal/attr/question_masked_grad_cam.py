@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,7 +25,7 @@ from captum_multimodal._utils.checks import (
     check_targets,
     named_inputs,
 )
-from captum_multimodal._utils.modules import eval_mode, resolve_submodule
+from captum_multimodal._utils.modules import eval_mode, record_outputs, resolve_submodule
 from captum_multimodal.attr.neuron_ranking import check_top_ns, top_mask
 
 SENSITIVITIES = ("sum", "l1", "l2")
@@ -244,39 +245,26 @@ class _Recording:
 
     def __init__(self, explainer: QuestionMaskedGradCAM) -> None:
         self.explainer = explainer
-        self.outputs: dict[str, list[torch.Tensor]] = {"layer": [], "fusion": [], "question": []}
-        self.handles: list = []
+        self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> _Recording:
-        def as_leaf(key):
-            def hook(_module, _inputs, output):
-                if not isinstance(output, torch.Tensor):
-                    raise TypeError(f"{key}_layer must output one tensor")
-                leaf = output.detach().requires_grad_()
-                self.outputs[key].append(leaf)
-                return leaf
-
-            return hook
-
-        def keep(_module, _inputs, output):
-            self.outputs["fusion"].append(output)
-
         explainer = self.explainer
-        self.handles = [
-            explainer.layer.register_forward_hook(as_leaf("layer")),
-            explainer.question_layer.register_forward_hook(as_leaf("question")),
-            explainer.fusion_layer.register_forward_hook(keep),
-        ]
-        self._mode = eval_mode(explainer.forward_func)
-        self._mode.__enter__()
+        sites = {
+            "layer": explainer.layer,
+            "fusion": explainer.fusion_layer,
+            "question": explainer.question_layer,
+        }
+        with contextlib.ExitStack() as stack:
+            self.outputs = stack.enter_context(
+                record_outputs(sites, as_leaves={"layer", "question"})
+            )
+            stack.enter_context(eval_mode(explainer.forward_func))
+            stack.enter_context(torch.enable_grad())
+            self._stack = stack.pop_all()
         return self
 
     def __exit__(self, *exc) -> None:
-        try:
-            self._mode.__exit__(*exc)
-        finally:
-            for handle in self.handles:
-                handle.remove()
+        self._stack.__exit__(*exc)
 
     def run(self, inputs, additional_forward_args) -> None:
         inputs = _format_tensor_into_tuples(inputs)

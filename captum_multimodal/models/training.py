@@ -6,6 +6,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from captum_multimodal._utils.modules import eval_mode
 from captum_multimodal.datasets import ANSWERS, TEMPLATES, SyntheticVQA, Vocabulary, collate_vqa
 from captum_multimodal.models.mlb import MLB
 from captum_multimodal.models.visual_bert import (
@@ -62,11 +63,9 @@ def evaluate(model: nn.Module, batch: dict, batch_size: int = 256) -> dict[str, 
     Returns:
         dict: ``"accuracy"`` and ``"accuracy/<template>"`` for each template present.
     """
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     predictions = []
-    try:
+    with eval_mode(model):
         for start in range(0, len(batch["answer"]), batch_size):
             rows = slice(start, start + batch_size)
             logits = model(
@@ -75,8 +74,6 @@ def evaluate(model: nn.Module, batch: dict, batch_size: int = 256) -> dict[str, 
                 batch["attention_mask"][rows].to(device),
             )
             predictions.append(logits.argmax(dim=1).cpu())
-    finally:
-        model.train(was_training)
     return accuracy_by_template(torch.cat(predictions) == batch["answer"], batch["template"])
 
 
@@ -166,17 +163,13 @@ def visual_bert_batch(batch: dict, backbone: nn.Module) -> tuple[tuple, tuple]:
 def evaluate_visual_bert(model: nn.Module, backbone: nn.Module, batch: dict) -> dict[str, float]:
     """Accuracy of a synthetic-data VisualBERT on a materialised batch, per template too."""
     (ids, visual), (mask, visual_mask) = visual_bert_batch(batch, backbone)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         logits = model(
             input_ids=ids,
             attention_mask=mask,
             visual_embeds=visual,
             visual_attention_mask=visual_mask,
         ).logits
-    finally:
-        model.train(was_training)
     return accuracy_by_template(logits.argmax(dim=1) == batch["answer"], batch["template"])
 
 

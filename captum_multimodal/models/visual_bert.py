@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from transformers import VisualBertConfig, VisualBertForQuestionAnswering
 
+from captum_multimodal._utils.modules import eval_mode
 from captum_multimodal.datasets import ANSWERS, Vocabulary
 
 
@@ -68,10 +69,6 @@ GRID = 4
 def grid_features(images: torch.Tensor, backbone: nn.Module, grid: int = GRID) -> torch.Tensor:
     """Visual tokens: a frozen backbone's map pooled to (B, C, grid, grid), as
     (B, grid * grid, C) in row-major order."""
-    was_training = backbone.training
-    backbone.eval()
-    try:
+    with eval_mode(backbone):
         pooled = nn.functional.adaptive_avg_pool2d(backbone(images), grid)
-        return pooled.flatten(2).transpose(1, 2).contiguous()
-    finally:
-        backbone.train(was_training)
+    return pooled.flatten(2).transpose(1, 2).contiguous()
