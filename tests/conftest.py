@@ -26,24 +26,28 @@ def batch() -> dict:
     return collate_vqa([data[i] for i in range(8)])
 
 
-def _model_state(model: torch.nn.Module) -> tuple:
-    hooks = sum(
-        len(m._forward_hooks)
-        + len(m._forward_pre_hooks)
-        + len(m._backward_hooks)
-        + len(m._backward_pre_hooks)
-        for m in model.modules()
-    )
-    return (
-        hooks,
-        [m.training for m in model.modules()],
-        [p.requires_grad for p in model.parameters()],
-        [t.detach().clone() for t in (*model.parameters(), *model.buffers())],
-    )
+def _model_state(model: torch.nn.Module) -> dict:
+    return {
+        "hooks": [
+            (
+                len(m._forward_hooks),
+                len(m._forward_pre_hooks),
+                len(m._backward_hooks),
+                len(m._backward_pre_hooks),
+            )
+            for m in model.modules()
+        ],
+        "tensor hooks": [bool(p._backward_hooks) for p in model.parameters()],
+        "modes": [m.training for m in model.modules()],
+        "requires_grad": [p.requires_grad for p in model.parameters()],
+        "attention": getattr(getattr(model, "config", None), "_attn_implementation", None),
+        "values": [t.detach().clone() for t in (*model.parameters(), *model.buffers())],
+    }
 
 
 class ModelState:
-    """What an attribution must leave unchanged: hooks, modes, flags, parameters and buffers."""
+    """What an attribution must leave unchanged: module and tensor hooks, modes, flags,
+    attention implementation, parameters and buffers; and no ``.grad`` written."""
 
     def __init__(self, model: torch.nn.Module) -> None:
         self.model = model
@@ -51,10 +55,11 @@ class ModelState:
 
     def assert_unchanged(self) -> None:
         after = _model_state(self.model)
-        assert self.before[0] == after[0], "hooks were left on the model"
-        assert self.before[1] == after[1], "train/eval mode changed"
-        assert self.before[2] == after[2], "requires_grad flags changed"
-        assert all(torch.equal(a, b) for a, b in zip(self.before[3], after[3], strict=True))
+        for key in ("hooks", "tensor hooks", "modes", "requires_grad", "attention"):
+            assert self.before[key] == after[key], f"{key} changed"
+        values = zip(self.before["values"], after["values"], strict=True)
+        assert all(torch.equal(a, b) for a, b in values), "parameters or buffers changed"
+        assert all(p.grad is None for p in self.model.parameters()), ".grad was written"
 
 
 @pytest.fixture
