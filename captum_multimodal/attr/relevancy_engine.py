@@ -46,6 +46,9 @@ class AttentionRecording:
         valid: Stream name to its (B, S) bool mask of real (non-padding) tokens.
         readout: (stream name, (B,) index of the row the head reads).
         parts: Output name (e.g. ``"text"``, ``"image"``) to (stream, slice of positions).
+        part_readouts: Output name to its own (stream, (B,) index) where a part is read
+            from another row than ``readout`` (dual encoders: CLIP reads the text at its
+            end-of-text token and the image at the vision [CLS] token).
     """
 
     logits: torch.Tensor
@@ -53,6 +56,7 @@ class AttentionRecording:
     valid: dict[str, torch.Tensor]
     readout: tuple[str, torch.Tensor]
     parts: dict[str, tuple[str, slice]]
+    part_readouts: dict[str, tuple[str, torch.Tensor]] = dataclasses.field(default_factory=dict)
 
 
 def weighted_attention(probs: torch.Tensor, grad: torch.Tensor | None) -> torch.Tensor:
@@ -136,10 +140,10 @@ def read_out(
     recording: AttentionRecording, relevancy: dict[tuple[str, str], torch.Tensor]
 ) -> dict[str, torch.Tensor]:
     """The read-out row, its own entry zeroed, padding zeroed, split into the parts."""
-    stream, index = recording.readout
-    rows = torch.arange(len(index), device=index.device)
     outputs = {}
     for name, (key, positions) in recording.parts.items():
+        stream, index = recording.part_readouts.get(name, recording.readout)
+        rows = torch.arange(len(index), device=index.device)
         row = relevancy[stream, key][rows, index].clone()
         if key == stream:
             row[rows, index] = 0
