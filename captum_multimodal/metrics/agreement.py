@@ -6,6 +6,8 @@ import math
 
 import torch
 
+from captum_multimodal._utils.ranking import spearman
+
 
 def top_fraction_iou(
     first: torch.Tensor, second: torch.Tensor, fraction: float = 0.2
@@ -46,3 +48,32 @@ def top_fraction_iou(
 
     in_a, in_b = top(a), top(b)
     return (in_a & in_b).sum(1).float() / (in_a | in_b).sum(1).float()
+
+
+def pair_similarity(
+    first: torch.Tensor, second: torch.Tensor, fraction: float = 0.2
+) -> dict[str, torch.Tensor]:
+    """How alike the maps of two questions with the same answer are (lower = told apart).
+
+    The comparison behind Question-masked Grad-CAM: plain Grad-CAM gives nearly the
+    same map for two questions about one image with the same answer; a map that
+    follows the question should differ. Both agreement measures, per pair.
+
+    Args:
+        first (Tensor): (B, ...) maps of the first question of each pair.
+        second (Tensor): (B, ...) maps of the second question.
+        fraction (float): Share of entries kept by :func:`top_fraction_iou`.
+
+    Returns:
+        dict: ``"spearman"`` (B,) rank correlation and ``"top_iou"`` (B,) IoU of the
+        top-``fraction`` regions.
+
+    Example:
+        >>> a, b = torch.tensor([[4.0, 3.0, 1.0, 0.0]]), torch.tensor([[0.0, 1.0, 3.0, 4.0]])
+        >>> {k: v.tolist() for k, v in pair_similarity(a, b, 0.5).items()}
+        {'spearman': [-1.0], 'top_iou': [0.0]}
+    """
+    return {
+        "spearman": spearman(first, second),
+        "top_iou": top_fraction_iou(first, second, fraction),
+    }

@@ -93,3 +93,80 @@ def pointing_game(
     peak = maps.flatten(1).argmax(dim=1)
     hits = region.flatten(1).gather(1, peak[:, None])[:, 0].float()
     return torch.where(masks.flatten(1).any(dim=1), hits, torch.full_like(hits, float("nan")))
+
+
+def energy_pointing_game(attributions: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Share of each map's positive mass that falls on the ground-truth object.
+
+    The energy-based pointing game of Wang et al. (Score-CAM): negative scores are
+    clamped to 0 (reduce signed maps first, e.g. ``attributions.abs()``, if their
+    magnitude should count), maps are brought to the mask's resolution with
+    :func:`to_pixel_map`, and the score is the mass inside the mask over the total.
+
+    Args:
+        attributions (Tensor): (B, H, W), (B, C, H, W) or a lower-resolution map.
+        masks (Tensor): (B, H, W) bool, the referred object.
+
+    Returns:
+        Tensor: (B,) in [0, 1]; NaN where the mask is empty or the map has no
+        positive mass. A random map scores about the mask's share of the image.
+
+    Example:
+        >>> maps = torch.tensor([[[3.0, 1.0], [0.0, -2.0]]])
+        >>> masks = torch.tensor([[[True, False], [False, True]]])
+        >>> energy_pointing_game(maps, masks)
+        tensor([0.7500])
+    """
+    if not isinstance(masks, torch.Tensor) or masks.dim() != 3:
+        raise ValueError(
+            f"masks must be a (B, H, W) tensor, got {getattr(masks, 'shape', type(masks))}"
+        )
+    if len(attributions) != len(masks):
+        raise ValueError(
+            f"attributions and masks must have the same batch size, got {len(attributions)} "
+            f"and {len(masks)}"
+        )
+    mass = to_pixel_map(attributions, tuple(masks.shape[-2:])).clamp(min=0).flatten(1)
+    inside = (mass * masks.flatten(1).to(mass.dtype)).sum(dim=1)
+    total = mass.sum(dim=1)
+    defined = (total > 0) & masks.flatten(1).any(dim=1)
+    return torch.where(defined, inside / total.clamp(min=torch.finfo(mass.dtype).tiny), torch.nan)
+
+
+def key_token_rank(
+    relevance: torch.Tensor, key_tokens: torch.Tensor, valid: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Rank of the best-scoring key token among each example's real tokens.
+
+    Rank 1 means a key token (the word that identifies the referred object, say)
+    has the highest relevance of all real tokens; ties count against the key token
+    (a key token tied with another word for first place gets rank 2). ``rank == 1``
+    is the key-token hit.
+
+    Args:
+        relevance (Tensor): (B, T) token relevance.
+        key_tokens (Tensor): (B, T) bool, the key tokens.
+        valid (Tensor, optional): (B, T) bool, real tokens; default all.
+
+    Returns:
+        Tensor: (B,) float ranks starting at 1; NaN where an example has no real key
+        token.
+
+    Example:
+        >>> relevance = torch.tensor([[0.1, 0.7, 0.5, 0.9], [0.4, 0.2, 0.3, 0.0]])
+        >>> key = torch.tensor([[False, True, True, False], [True, False, False, False]])
+        >>> key_token_rank(relevance, key)
+        tensor([2., 1.])
+    """
+    if relevance.dim() != 2 or key_tokens.shape != relevance.shape:
+        raise ValueError(
+            "relevance and key_tokens must both be (B, T) with the same shape, got "
+            f"{tuple(relevance.shape)} and {tuple(key_tokens.shape)}"
+        )
+    valid = torch.ones_like(key_tokens, dtype=torch.bool) if valid is None else valid.bool()
+    if valid.shape != relevance.shape:
+        raise ValueError(f"valid must be {tuple(relevance.shape)}, got {tuple(valid.shape)}")
+    keys = key_tokens.bool() & valid
+    best = relevance.masked_fill(~keys, float("-inf")).max(dim=1, keepdim=True).values
+    beaten = ((relevance >= best) & valid & ~keys).sum(dim=1).float()
+    return torch.where(keys.any(dim=1), beaten + 1, torch.nan)

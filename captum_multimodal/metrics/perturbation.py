@@ -6,6 +6,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from captum_multimodal.metrics.localization import to_pixel_map
+
 PERTURBATION_STEPS = (0.0, 0.25, 0.5, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0)
 """Shares of a modality's tokens removed, as in Chefer et al.'s evaluation."""
 
@@ -68,3 +70,68 @@ def perturbation_curve(
     accuracy = torch.stack(accuracy)
     area = torch.trapezoid(accuracy, torch.tensor(list(steps), dtype=accuracy.dtype)).item()
     return accuracy, area
+
+
+def pixel_perturbation_curve(
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    attributions: torch.Tensor,
+    target: torch.Tensor,
+    mode: str = "deletion",
+    baseline: float | torch.Tensor = 0.0,
+    steps: Sequence[float] = PERTURBATION_STEPS,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Deletion and insertion curves of pixel maps (Petsiuk et al., RISE).
+
+    Pixels are ranked by the map (channels summed, upsampled with
+    :func:`~captum_multimodal.metrics.localization.to_pixel_map`; ties broken by
+    position). Deletion replaces the top ``step`` share of pixels by ``baseline``
+    (a lower area is better); insertion starts from ``baseline`` and puts the top
+    share back (a higher area is better). The score at each step is the softmax
+    probability of ``target``. One forward per step for the whole batch.
+
+    Args:
+        forward: Maps (B, C, H, W) images to (B, classes) logits (bind the other
+            inputs of a multimodal model, e.g. ``lambda x: model(x, question, mask)``).
+        images (Tensor): (B, C, H, W) images.
+        attributions (Tensor): (B, H, W), (B, C, H, W) or lower-resolution maps.
+        target (Tensor): (B,) class whose probability is tracked.
+        mode (str): ``"deletion"`` or ``"insertion"``.
+        baseline (float or Tensor): The value of removed pixels (broadcast to images).
+        steps (sequence of float): Shares of pixels deleted or inserted, from 0 to 1.
+
+    Returns:
+        tuple: (B, len(steps)) probabilities and (B,) areas under the curves by the
+        trapezoid rule over ``steps``.
+
+    Example:
+        >>> images = torch.tensor([[[[1.0, 0.0]]]])  # one 1 x 2 image
+        >>> forward = lambda x: torch.stack([torch.zeros(len(x)), 10 * x[:, 0, 0, 0]], 1)
+        >>> probs, area = pixel_perturbation_curve(
+        ...     forward, images, torch.tensor([[[5.0, 1.0]]]), torch.tensor([1]), steps=[0, 0.5, 1])
+        >>> [round(p, 3) for p in probs[0].tolist()], round(area.item(), 3)
+        ([1.0, 0.5, 0.5], 0.625)
+    """
+    if mode not in ("deletion", "insertion"):
+        raise ValueError(f'mode must be "deletion" or "insertion", got {mode!r}')
+    if images.dim() != 4:
+        raise ValueError(f"images must be (B, C, H, W), got {tuple(images.shape)}")
+    if target.shape != images.shape[:1]:
+        raise ValueError(f"target must be ({len(images)},), got {tuple(target.shape)}")
+    scores = to_pixel_map(attributions, tuple(images.shape[-2:])).flatten(1)
+    order = scores.argsort(dim=1, descending=True, stable=True)
+    rank = torch.empty_like(order).scatter_(
+        1, order, torch.arange(scores.shape[1], device=order.device).expand_as(order)
+    )
+    rank = rank.view(len(images), 1, *images.shape[-2:])
+    filler = torch.as_tensor(baseline, dtype=images.dtype, device=images.device).expand_as(images)
+    probabilities = []
+    for share in steps:
+        top = rank < round(share * scores.shape[1])
+        changed = top if mode == "deletion" else ~top
+        with torch.no_grad():
+            logits = forward(torch.where(changed, filler, images))
+        probabilities.append(logits.softmax(dim=1).gather(1, target[:, None])[:, 0])
+    probabilities = torch.stack(probabilities, dim=1)
+    grid = torch.tensor(list(steps), dtype=probabilities.dtype, device=probabilities.device)
+    return probabilities, torch.trapezoid(probabilities, grid, dim=1)
