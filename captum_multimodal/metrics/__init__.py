@@ -11,6 +11,7 @@ from captum_multimodal.metrics.localization import (
 )
 from captum_multimodal.metrics.perturbation import (
     PERTURBATION_STEPS,
+    perturbation_correct,
     perturbation_curve,
     pixel_perturbation_curve,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "grow_mask",
     "key_token_rank",
     "pair_similarity",
+    "perturbation_correct",
     "perturbation_curve",
     "pixel_perturbation_curve",
     "pointing_game",

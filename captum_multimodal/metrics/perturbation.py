@@ -48,6 +48,35 @@ def perturbation_curve(
         >>> accuracy.tolist(), area
         ([1.0, 0.0, 0.0], 0.25)
     """
+    correct = perturbation_correct(
+        predict, relevance, labels, valid, most_relevant_first=most_relevant_first, steps=steps
+    )
+    accuracy = correct.float().mean(dim=0)
+    area = torch.trapezoid(accuracy, torch.tensor(list(steps), dtype=accuracy.dtype)).item()
+    return accuracy, area
+
+
+def perturbation_correct(
+    predict: Callable[[torch.Tensor], torch.Tensor],
+    relevance: torch.Tensor,
+    labels: torch.Tensor,
+    valid: torch.Tensor | None = None,
+    most_relevant_first: bool = True,
+    steps: Sequence[float] = PERTURBATION_STEPS,
+) -> torch.Tensor:
+    """Per example and step, whether the answer is still right: the curves of
+    :func:`perturbation_curve` before averaging over examples (same arguments).
+
+    Returns:
+        Tensor: (B, len(steps)) bool; one ``predict`` call per step for the whole batch.
+
+    Example:
+        >>> relevance = torch.tensor([[0.9, 0.1], [0.1, 0.9]])
+        >>> predict = lambda keep: keep[:, 0].long()  # right while token 0 is kept
+        >>> perturbation_correct(predict, relevance, torch.tensor([1, 1]), steps=[0, 0.5])
+        tensor([[ True, False],
+                [ True,  True]])
+    """
     if relevance.dim() != 2:
         raise ValueError(f"relevance must be (B, N), got {tuple(relevance.shape)}")
     if labels.shape != relevance.shape[:1]:
@@ -61,15 +90,13 @@ def perturbation_curve(
         1, order, torch.arange(relevance.shape[1], device=order.device).expand_as(order)
     )
     counts = valid.sum(dim=1, keepdim=True).float()
-    accuracy = []
+    correct = []
     for share in steps:
         removed = rank < torch.round(share * counts)
         with torch.no_grad():
             predictions = predict(valid & ~removed)
-        accuracy.append((predictions == labels).float().mean())
-    accuracy = torch.stack(accuracy)
-    area = torch.trapezoid(accuracy, torch.tensor(list(steps), dtype=accuracy.dtype)).item()
-    return accuracy, area
+        correct.append(predictions == labels)
+    return torch.stack(correct, dim=1)
 
 
 def pixel_perturbation_curve(

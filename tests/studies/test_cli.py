@@ -1,4 +1,3 @@
-import csv
 import subprocess
 import sys
 
@@ -12,20 +11,23 @@ from captum_multimodal.studies.cli import main
 from captum_multimodal.studies.demo import run_demo
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["demo", "--help"], ["train", "--help"]])
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["demo", "--help"], ["train", "--help"], ["study", "--help"]]
+)
 def test_help_explains_the_subcommands(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    assert "demo" in text or "train" in text
+    assert "demo" in text or "train" in text or "study" in text
     if argv == ["--help"]:
         assert "demo" in text and "train" in text
 
 
-def test_demo_table_matches_saliency_computed_by_hand(tmp_path):
-    rows = run_demo(tmp_path, n_examples=12, n_figures=2, seed=5, progress=False)
-    methods = [row["method"] for row in rows]
+def test_demo_studies_every_shipped_model_and_scores_saliency_as_by_hand(tmp_path):
+    summaries = run_demo(tmp_path, n_examples=8, seed=5, progress=False)
+    assert set(summaries) == {"mlb", "visual_bert"}
+    mlb_methods = {row["method"] for row in summaries["mlb"]}
     assert {
         "HadamardDeviation",
         "Saliency",
@@ -33,11 +35,14 @@ def test_demo_table_matches_saliency_computed_by_hand(tmp_path):
         "IntegratedGradients",
         "LayerGradCam",
         "QuestionMaskedGradCAM (n=5)",
-    } <= set(methods)
+    } <= mlb_methods
+    assert {"CoAttentionRelevancy", "RawAttention", "AttentionRollout", "AttentionGradCAM"} == {
+        row["method"] for row in summaries["visual_bert"]
+    }
 
     model = load_pretrained("mlb")
-    data = SyntheticVQA(12, seed=5)
-    batch = collate_vqa([data[i] for i in range(12)])
+    data = SyntheticVQA(8, seed=5)
+    batch = collate_vqa([data[i] for i in range(8)])
     image = batch["image"].clone().requires_grad_()
     logits = model(image, batch["question"], batch["attention_mask"])
     target = logits.argmax(dim=1)
@@ -45,18 +50,22 @@ def test_demo_table_matches_saliency_computed_by_hand(tmp_path):
     peak = grad.abs().sum(dim=1).flatten(1).argmax(dim=1)
     referred = batch["has_referent"]
     hits = batch["mask"].flatten(1).gather(1, peak[:, None])[:, 0][referred].float()
-    saliency = rows[methods.index("Saliency")]
-    assert saliency["pointing_game"] == pytest.approx(hits.mean().item())
-    assert saliency["examples"] == int(referred.sum())
+    (saliency,) = [
+        r for r in summaries["mlb"] if r["method"] == "Saliency" and r["metric"] == "pointing_game"
+    ]
+    assert saliency["mean"] == pytest.approx(hits.mean().item())
+    assert saliency["n"] == int(referred.sum())
 
-    with open(tmp_path / "table.csv") as handle:
-        table = list(csv.DictReader(handle))
-    assert [r["method"] for r in table] == methods
-    assert "| Saliency |" in (tmp_path / "table.md").read_text()
-    pictures = sorted(tmp_path.glob("example_*.png"))
-    assert len(pictures) == 2
-    grid = matplotlib.image.imread(tmp_path / "grid.png")
-    assert grid.shape[0] > 200 and grid.shape[1] > 500 and grid[..., :3].std() > 0.05
+    text = (tmp_path / "summary.md").read_text()
+    assert "## MLB" in text and "## VisualBERT" in text and "| Saliency |" in text
+    for model_name in ("mlb", "visual_bert"):
+        for figure in ("summary.png", "curves.png", "examples.png"):
+            picture = read_image(tmp_path / model_name / figure)
+            assert picture.shape[0] > 200 and picture[..., :3].std() > 0.05
+
+
+def read_image(path):
+    return matplotlib.image.imread(path)
 
 
 def test_command_line_runs_as_a_module(tmp_path):
@@ -71,16 +80,16 @@ def test_command_line_runs_as_a_module(tmp_path):
             str(out),
             "--examples",
             "4",
-            "--figures",
-            "1",
+            "--models",
+            "mlb",
             "--quiet",
         ],
         capture_output=True,
         text=True,
         check=True,
     )
-    assert "pointing game" in result.stdout
-    assert (out / "grid.png").exists()
+    assert "| HadamardDeviation |" in result.stdout
+    assert (out / "mlb" / "results.csv").exists()
 
 
 def test_train_writes_a_loadable_checkpoint(tmp_path, capsys):
