@@ -27,12 +27,12 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _study(args: argparse.Namespace) -> int:
-    from captum_multimodal.studies.config import load_study
-    from captum_multimodal.studies.study import run_study
+    from captum_multimodal.studies.distributed import run_distributed
 
     start = time.perf_counter()
-    study = load_study(args.config)
-    run_study(study, args.out, progress=not args.quiet)
+    summary = run_distributed(args.config, args.out, backend=args.backend, progress=not args.quiet)
+    if summary is None:  # a rank other than 0 under torchrun: rank 0 reports
+        return 0
     print((Path(args.out) / "summary.md").read_text())
     print(f"{time.perf_counter() - start:.1f} s; results and figures in {args.out}/")
     return 0
@@ -128,17 +128,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     study = commands.add_parser(
         "study",
+        aliases=["run"],
         help="run a comparative study declared in a TOML config; resumable",
         description=(
             "Runs the attribution methods of a study over its data set and scores them with its "
             "metrics. Writes results.csv (one row per example x method x metric), summary.md/csv "
-            "(mean and 95%% CI), summary.png, curves.png, examples.png and manifest.json. "
+            "(mean and 95% CI), summary.png, curves.png, examples.png and manifest.json. "
             "Rerunning the same command into the same folder resumes an interrupted study. "
-            "The config format is described in captum_multimodal.studies.config."
+            "The config format is described in captum_multimodal.studies.config. Launched by "
+            "torchrun (torchrun --nproc_per_node=N -m captum_multimodal.studies run CONFIG --out "
+            "DIR) the examples are sharded over the processes (gloo on CPU, nccl on GPU) and "
+            "rank 0 merges the results; a rerun resumes with any number of processes."
         ),
     )
     study.add_argument("config", help="TOML file naming the study's factories")
     study.add_argument("--out", default="study_out", help="output folder (default: study_out)")
+    study.add_argument(
+        "--backend",
+        choices=["gloo", "nccl"],
+        default=None,
+        help="torch.distributed backend under torchrun (default: nccl with CUDA, else gloo)",
+    )
     study.add_argument("--quiet", action="store_true", help="no progress bars")
     study.set_defaults(run=_study)
 

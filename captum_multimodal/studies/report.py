@@ -172,9 +172,7 @@ def versions() -> dict[str, str]:
     return found
 
 
-def write_report(
-    study: Study, out_dir: str | Path, shown: dict | None, world_size: int = 1
-) -> list[dict]:
+def write_report(study: Study, out_dir: str | Path, shown: dict, world_size: int = 1) -> list[dict]:
     """Merges the part files of a complete study and writes its tables, figures and
     manifest (see :func:`~captum_multimodal.studies.study.run_study`).
 
@@ -205,7 +203,7 @@ def write_report(
     curves = curves_figure(study.name, summary)
     if curves is not None:
         curves.savefig(out / "curves.png", dpi=110)
-    examples = examples_figure(study, shown) if shown is not None else None
+    examples = examples_figure(study, shown)
     if examples is not None:
         examples.savefig(out / "examples.png", dpi=110)
     manifest: dict[str, Any] = {

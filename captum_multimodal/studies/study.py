@@ -229,7 +229,7 @@ def run_chunks(
 
     Returns:
         The first chunk's batch and explanations computed in this call (for the
-        example figure), or None when every chunk was already done.
+        example figure), or None when no chunk was left to do.
     """
     out = Path(out_dir)
     owned = range(study.chunks) if chunks is None else chunks
@@ -279,4 +279,5 @@ def run_study(study: Study, out_dir: str | Path, progress: bool = True) -> list[
         ['pointing_game', 'pointing_game_4px', 'seconds']
     """
     shown = run_chunks(study, out_dir, progress=progress)
-    return write_report(study, out_dir, shown, world_size=1)
+    # a run that only resumed computed no chunk: explain chunk 0 again for the figure
+    return write_report(study, out_dir, shown or explain_chunk(study, 0)[1], world_size=1)
