@@ -26,3 +26,15 @@ def test_readme_example_runs():
     assert namespace["visual"].shape == namespace["batch"]["image"].shape
     assert namespace["cam"].shape == (8, 1, 8, 8)
     assert sorted(namespace["maps"]) == [5, 25, 128]
+
+
+def test_readme_study_example_runs(tmp_path, monkeypatch):
+    example = re.findall(r"```python\n(.+?)\n```", (ROOT / "README.md").read_text(), re.S)[1]
+    assert "SyntheticVQA(64, seed=2)" in example
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    small = example.replace("SyntheticVQA(64, seed=2)", "SyntheticVQA(4, seed=2)")
+    exec(compile(small, "README.md", "exec"), namespace)
+    methods = {row["method"] for row in namespace["summary"]}
+    assert methods == {"HadamardDeviation", "IntegratedGradients"}
+    assert (tmp_path / "study_out" / "summary.md").exists()
