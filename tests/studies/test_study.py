@@ -4,6 +4,7 @@ import csv
 import math
 import statistics
 
+import pyarrow.parquet
 import pytest
 import torch
 
@@ -69,6 +70,11 @@ def test_tiny_study_end_to_end(tiny_mlb, tmp_path):
     assert "| Saliency |" in (tmp_path / "summary.md").read_text()
     for name in ("summary.png", "examples.png", "manifest.json", "summary.csv"):
         assert (tmp_path / name).exists()
+    table = pyarrow.parquet.read_table(tmp_path / "results.parquet").to_pylist()
+    assert len(table) == expected
+    assert [(r["example"], r["method"], r["metric"]) for r in table] == [
+        (int(r["example"]), r["method"], r["metric"]) for r in rows
+    ]
 
 
 def test_killed_study_resumes_without_lost_or_repeated_rows(tiny_mlb, tmp_path):
