@@ -29,6 +29,12 @@ class MLBSites:
         fusion: Outputs F = Q o V (B, K), or None if the model has no such module.
         conv: The last convolution of the image backbone, or None.
         attention: Outputs the attention maps alpha (B, G, S, S), or None.
+
+    Example:
+        >>> from captum_multimodal.models import MLB
+        >>> sites = MLBAdapter(MLB(vocab_size=25, num_answers=16)).sites
+        >>> sites.fusion is not None and sites.conv is not None
+        True
     """
 
     textual: nn.Module

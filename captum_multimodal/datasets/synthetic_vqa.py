@@ -81,7 +81,12 @@ class Vocabulary:
 
 @dataclasses.dataclass(frozen=True)
 class SceneObject:
-    """One shape in a scene: its name, colour, size and centre in pixels (x, y)."""
+    """One shape in a scene: its name, colour, size and centre in pixels (x, y).
+
+    Example:
+        >>> SceneObject("circle", "red", "small", (10.0, 12.0)).color
+        'red'
+    """
 
     shape: str
     color: str
@@ -91,7 +96,13 @@ class SceneObject:
 
 @dataclasses.dataclass(frozen=True)
 class Question:
-    """A question about a scene, its answer, the object it refers to and its key words."""
+    """A question about a scene, its answer, the object it refers to and its key words.
+
+    Example:
+        >>> question = scene_questions([SceneObject("circle", "red", "small", (8.0, 8.0))])[0]
+        >>> question.text, question.answer, question.key_positions
+        ('what color is the circle ?', 'red', (4,))
+    """
 
     text: str
     answer: str
@@ -101,7 +112,12 @@ class Question:
 
 
 def shape_mask(shape: str, size: str, center: tuple[float, float], image_size: int) -> np.ndarray:
-    """Boolean (image_size, image_size) mask of one shape."""
+    """Boolean (image_size, image_size) mask of one shape.
+
+    Example:
+        >>> int(shape_mask("square", "small", (8.0, 8.0), 16).sum()) > 0
+        True
+    """
     radius = SIZES[size]
     ys, xs = np.mgrid[0:image_size, 0:image_size].astype(np.float64) + 0.5
     dx, dy = xs - center[0], ys - center[1]
@@ -120,7 +136,13 @@ def shape_mask(shape: str, size: str, center: tuple[float, float], image_size: i
 
 
 def sample_scene(rng: np.random.Generator, image_size: int = 64) -> list[SceneObject]:
-    """Draws three or four objects with distinct shapes and colours in distinct grid cells."""
+    """Draws three or four objects with distinct shapes and colours in distinct grid cells.
+
+    Example:
+        >>> objects = sample_scene(np.random.default_rng(0))
+        >>> 3 <= len(objects) <= 4, len({o.shape for o in objects}) == len(objects)
+        (True, True)
+    """
     grid = 3
     cell = image_size / grid
     n_objects = int(rng.integers(3, 5))
@@ -146,6 +168,12 @@ def render_scene(
 
     Returns:
         The image as float32 (3, H, W) in [0, 1] and one boolean (H, W) mask per object.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> image, masks = render_scene(sample_scene(rng), 64, rng)
+        >>> image.shape, len(masks) >= 3
+        ((3, 64, 64), True)
     """
     image = 0.1 + 0.04 * rng.random((3, image_size, image_size))
     masks = []
@@ -157,7 +185,13 @@ def render_scene(
 
 
 def scene_questions(objects: Sequence[SceneObject]) -> list[Question]:
-    """Every question the templates can ask about a scene, with answers and referents."""
+    """Every question the templates can ask about a scene, with answers and referents.
+
+    Example:
+        >>> questions = scene_questions([SceneObject("cross", "blue", "large", (8.0, 8.0))])
+        >>> [q.answer for q in questions if q.template == 1]
+        ['cross']
+    """
     questions = []
     colors = {o.color for o in objects}
     for i, obj in enumerate(objects):
@@ -356,7 +390,14 @@ def collate_vqa(examples: Sequence[dict], pad_id: int = Vocabulary.pad_id) -> di
 
 
 def collate_pairs(pairs: Sequence[tuple[dict, dict]]) -> tuple[dict, dict]:
-    """Collates pairs into two aligned batches (first questions, second questions)."""
+    """Collates pairs into two aligned batches (first questions, second questions).
+
+    Example:
+        >>> pairs = SyntheticVQAPairs(2, seed=0)
+        >>> first, second = collate_pairs([pairs[0], pairs[1]])
+        >>> torch.equal(first["image"], second["image"])
+        True
+    """
     if len(pairs) == 0:
         raise ValueError("pairs must contain at least one pair, got an empty sequence")
     return collate_vqa([p[0] for p in pairs]), collate_vqa([p[1] for p in pairs])

@@ -51,8 +51,19 @@ def torchvision_trunk(name: str = "resnet152", weights: str | None = None) -> nn
         name (str): A torchvision ResNet constructor, e.g. ``"resnet152"`` as in the paper.
         weights (str, optional): Passed to the constructor, e.g. ``"IMAGENET1K_V2"``.
 
-    Usage, with torchvision installed:
-    ``MLB(vocab_size, num_answers, backbone=torchvision_trunk("resnet152"))``.
+    Returns:
+        nn.Sequential: The trunk, (B, 3, H, W) images to (B, C, H/32, W/32) features.
+
+    Raises:
+        ImportError: torchvision is not installed.
+
+    Example:
+        >>> try:  # torchvision is optional
+        ...     trunk = torchvision_trunk("resnet18")
+        ... except ImportError:
+        ...     trunk = None
+        >>> trunk is None or trunk.out_channels == 512
+        True
     """
     try:
         import torchvision.models

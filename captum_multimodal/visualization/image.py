@@ -11,7 +11,13 @@ from matplotlib.figure import Figure
 
 
 def image_to_numpy(image: torch.Tensor) -> np.ndarray:
-    """(3, H, W) or (H, W, 3) tensor in [0, 1] to an (H, W, 3) float array, clipped to [0, 1]."""
+    """(3, H, W) or (H, W, 3) tensor in [0, 1] to an (H, W, 3) float array, clipped to [0, 1].
+
+    Example:
+        >>> array = image_to_numpy(torch.full((3, 4, 5), 2.0))
+        >>> array.shape, float(array.max())
+        ((4, 5, 3), 1.0)
+    """
     if not isinstance(image, torch.Tensor) or image.dim() != 3:
         raise ValueError(
             f"image must be a (3, H, W) tensor, got {getattr(image, 'shape', type(image).__name__)}"
@@ -26,6 +32,10 @@ def attribution_to_numpy(attribution: torch.Tensor, size: tuple[int, int]) -> np
     """An attribution of shape (C, H, W), (H, W) or a coarser (h, w) as an (H, W, C) array.
 
     Coarse maps (from a Grad-CAM layer, say) are upsampled bilinearly to ``size``.
+
+    Example:
+        >>> attribution_to_numpy(torch.rand(4, 4), (16, 16)).shape
+        (16, 16, 1)
     """
     if not isinstance(attribution, torch.Tensor) or attribution.dim() not in (2, 3):
         raise ValueError(
