@@ -1,13 +1,21 @@
 """captum-multimodal: Captum attribution methods for multimodal PyTorch models."""
 
-from captum_multimodal.adapters import EncoderAdapter, MLBAdapter, VisualBertAdapter
+from captum_multimodal.adapters import (
+    ClipAdapter,
+    EncoderAdapter,
+    LxmertAdapter,
+    MLBAdapter,
+    VisualBertAdapter,
+)
 from captum_multimodal.attr import (
     AttentionGradCAM,
     AttentionRollout,
     CoAttentionRelevancy,
     HadamardDeviation,
+    ModalityInteractions,
     QuestionMaskedGradCAM,
     RawAttention,
+    TensorFusionDisentangle,
     rank_correlation,
     standardize_image,
     token_scores,
@@ -19,12 +27,16 @@ __version__ = "0.1.0"
 __all__ = [
     "AttentionGradCAM",
     "AttentionRollout",
+    "ClipAdapter",
     "CoAttentionRelevancy",
     "EncoderAdapter",
     "HadamardDeviation",
+    "LxmertAdapter",
     "MLBAdapter",
+    "ModalityInteractions",
     "QuestionMaskedGradCAM",
     "RawAttention",
+    "TensorFusionDisentangle",
     "VisualBertAdapter",
     "__version__",
     "rank_correlation",

@@ -9,6 +9,12 @@ import torch
 from transformers import (
     BertConfig,
     BertForSequenceClassification,
+    CLIPConfig,
+    CLIPModel,
+    LxmertConfig,
+    LxmertForPreTraining,
+    LxmertForQuestionAnswering,
+    LxmertModel,
     VisualBertConfig,
     VisualBertForQuestionAnswering,
     VisualBertForVisualReasoning,
@@ -17,17 +23,23 @@ from transformers import (
 from captum_multimodal import (
     AttentionGradCAM,
     AttentionRollout,
+    ClipAdapter,
     CoAttentionRelevancy,
     EncoderAdapter,
     HadamardDeviation,
+    LxmertAdapter,
     MLBAdapter,
+    ModalityInteractions,
     QuestionMaskedGradCAM,
     RawAttention,
+    TensorFusionDisentangle,
     VisualBertAdapter,
 )
 from captum_multimodal.datasets import ANSWERS, SyntheticVQA, Vocabulary, collate_vqa
 from captum_multimodal.models import MLB, load_checkpoint, save_checkpoint
+from captum_multimodal.models.tensor_fusion import toy_classifier, toy_views
 from captum_multimodal.models.training import default_mlb_config
+from captum_multimodal.nn import IterativeBatchNorm
 
 
 def tiny_mlb():
@@ -87,6 +99,93 @@ def bert_case():
     return model, (ids,), ((ids != 0).long(),)
 
 
+def lxmert_case(head):
+    torch.manual_seed(0)
+    config = LxmertConfig(
+        vocab_size=30,
+        hidden_size=16,
+        num_attention_heads=2,
+        intermediate_size=32,
+        l_layers=1,
+        r_layers=1,
+        x_layers=2,
+        visual_feat_dim=8,
+        num_qa_labels=5,
+        num_object_labels=4,
+        num_attr_labels=3,
+    )
+    ids = torch.tensor([[2, 5, 6, 3], [2, 7, 3, 0]])
+    return (
+        head(config),
+        ((ids, torch.randn(2, 3, 8), torch.rand(2, 3, 4)),),
+        ((ids != 0).long(), torch.tensor([[1, 1, 1], [1, 0, 1]])),
+    )
+
+
+def clip_case():
+    torch.manual_seed(0)
+    config = CLIPConfig(
+        text_config={
+            "vocab_size": 20,
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 8,
+            "eos_token_id": 3,
+        },
+        vision_config={
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": 32,
+            "patch_size": 8,
+        },
+        projection_dim=8,
+    )
+    ids = torch.tensor([[2, 5, 6, 3, 0], [2, 7, 3, 0, 0]])
+    return CLIPModel(config), (ids, torch.rand(2, 3, 32, 32)), ((ids != 0).long(),)
+
+
+def clip_methods():
+    return {
+        "CoAttentionRelevancy": lambda m, i, a: CoAttentionRelevancy(ClipAdapter(m)).attribute(
+            i, additional_forward_args=a
+        ),
+        "HadamardDeviation": lambda m, i, a: HadamardDeviation.from_adapter(
+            ClipAdapter(m)
+        ).attribute(i, additional_forward_args=a, image_index=1),
+        "QuestionMaskedGradCAM": lambda m, i, a: QuestionMaskedGradCAM.from_adapter(
+            ClipAdapter(m)
+        ).attribute(i, top_n=3, additional_forward_args=a),
+    }
+
+
+def tensor_fusion_case(normalization):
+    torch.manual_seed(0)
+    model = toy_classifier(normalization)
+    with torch.no_grad():  # running statistics from one training-mode batch
+        model.train()(*toy_views(32, (0, 1), seed=0)[0])
+    return model, toy_views(4, (0, 1), seed=1)[0], ()
+
+
+def tensor_fusion_methods():
+    background = toy_views(6, (0, 1), seed=2)[0]
+    return {
+        "TensorFusionDisentangle IBN": lambda m, i, a: (
+            TensorFusionDisentangle(m, m.fusion, m.head).attribute(i, target=0)
+            if isinstance(m.fusion, IterativeBatchNorm)
+            else TensorFusionDisentangle(m, m.fusion, m.head).attribute(
+                i, target=0, baselines=background
+            )
+        ),
+        "ModalityInteractions": lambda m, i, a: ModalityInteractions(m).attribute(
+            i, baselines=background, target=0
+        ),
+    }
+
+
 def mlb_methods():
     return {
         "HadamardDeviation": lambda m, i, a: HadamardDeviation.from_adapter(
@@ -132,6 +231,30 @@ CASES = (
     + [
         (f"{name} / BERT", bert_case, method, "bert.encoder.layer.1")
         for name, method in attention_methods(EncoderAdapter).items()
+    ]
+    + [
+        (
+            f"{name} / {head.__name__}",
+            lambda head=head: lxmert_case(head),
+            method,
+            "encoder.x_layers.0" if head is LxmertModel else "lxmert.encoder.x_layers.0",
+        )
+        for head in (LxmertModel, LxmertForQuestionAnswering, LxmertForPreTraining)
+        for name, method in attention_methods(LxmertAdapter).items()
+    ]
+    + [
+        (f"{name} / CLIP", clip_case, method, "text_model.encoder.layers.1")
+        for name, method in clip_methods().items()
+    ]
+    + [
+        (
+            f"{name} / tensor fusion {norm}",
+            lambda norm=norm: tensor_fusion_case(norm),
+            method,
+            "encoders.1",
+        )
+        for norm in ("ibn", "vbn")
+        for name, method in tensor_fusion_methods().items()
     ]
 )
 
@@ -215,6 +338,10 @@ def bad_inputs():
     meta = copy.deepcopy(m).to("meta")
     empty_rows = mask.clone()
     empty_rows[1] = 0
+    vbn, views, _ = tensor_fusion_case("vbn")
+    vbn.eval()
+    clip, (clip_ids, clip_pixels), clip_args = clip_case()
+    lx, (lx_inputs,), lx_args = lxmert_case(LxmertForQuestionAnswering)
     return [
         (
             "image of rank 3",
@@ -358,6 +485,64 @@ def bad_inputs():
             lambda: MLBAdapter(torch.nn.Linear(2, 2)),
             ValueError,
             "textual_layer",
+        ),
+        (
+            "CLIP: one image for two captions",
+            lambda: CoAttentionRelevancy(ClipAdapter(clip)).attribute(
+                (clip_ids, clip_pixels[:1]), additional_forward_args=clip_args
+            ),
+            ValueError,
+            "pixel_values must hold one image per caption",
+        ),
+        (
+            "CLIP: caption without its end-of-text token",
+            lambda: CoAttentionRelevancy(ClipAdapter(clip)).attribute(
+                (clip_ids.clamp(max=2), clip_pixels), additional_forward_args=clip_args
+            ),
+            ValueError,
+            "eos_token_id",
+        ),
+        ("CLIP adapter on another model", lambda: ClipAdapter(vb), TypeError, "CLIPModel"),
+        ("LXMERT adapter on another model", lambda: LxmertAdapter(vb), TypeError, "Lxmert"),
+        (
+            "LXMERT boxes without positions",
+            lambda: CoAttentionRelevancy(LxmertAdapter(lx)).attribute(
+                lx_inputs[:2], additional_forward_args=lx_args
+            ),
+            ValueError,
+            "inputs",
+        ),
+        (
+            "LXMERT box mask of the wrong shape",
+            lambda: CoAttentionRelevancy(LxmertAdapter(lx)).attribute(
+                lx_inputs, additional_forward_args=(lx_args[0], lx_args[1][:, :2])
+            ),
+            ValueError,
+            "visual_attention_mask",
+        ),
+        (
+            "tensor fusion without centring moments",
+            lambda: TensorFusionDisentangle(vbn, vbn.fusion, vbn.head).attribute(views, target=0),
+            ValueError,
+            "baselines",
+        ),
+        (
+            "tensor fusion head that is not linear",
+            lambda: TensorFusionDisentangle(vbn, vbn.fusion, vbn.encoders[0]),
+            TypeError,
+            "head",
+        ),
+        (
+            "interaction background with another number of modalities",
+            lambda: ModalityInteractions(vbn).attribute(views, baselines=views[:2], target=0),
+            ValueError,
+            "baselines",
+        ),
+        (
+            "tensor fusion target out of range",
+            lambda: ModalityInteractions(vbn).attribute(views, baselines=views, target=3),
+            ValueError,
+            "target",
         ),
     ]
 

@@ -47,7 +47,7 @@ def record_outputs(
     requires grad (same values), so gradients reach it even when the model's
     parameters are frozen. The hooks are removed on exit, also when the body raises.
 
-    Example:
+    Examples:
         >>> layer = nn.Linear(2, 2)
         >>> with record_outputs({"linear": layer}, as_leaves={"linear"}) as outputs:
         ...     _ = layer(torch.zeros(1, 2))
@@ -85,7 +85,7 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
     them random and would update running statistics); the caller's modes come back,
     also when the body raises.
 
-    Example:
+    Examples:
         >>> net = nn.Sequential(nn.Dropout(), nn.Linear(2, 2)).train()
         >>> with eval_mode(net):
         ...     net.training

@@ -26,7 +26,7 @@ def spearman(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
     Returns:
         Tensor: (B,) correlations in [-1, 1].
 
-    Example:
+    Examples:
         >>> spearman(torch.tensor([[1.0, 2.0, 3.0]]), torch.tensor([[10.0, 30.0, 20.0]]))
         tensor([0.5000])
     """

@@ -22,13 +22,8 @@ def explaining(model: nn.Module) -> Iterator[None]:
     ``requires_grad`` flags come back; ``.grad`` is never written: only the attention
     maps are differentiated). Every submodule's own train/eval mode is restored.
     """
-    config = getattr(model, "config", None)
-    implementation = getattr(config, "_attn_implementation", None)
-    switch = implementation not in (None, "eager") and hasattr(model, "set_attn_implementation")
     frozen = [p for p in model.parameters() if not p.requires_grad]
-    with eval_mode(model), torch.enable_grad():
-        if switch:
-            model.set_attn_implementation("eager")
+    with eval_mode(model), torch.enable_grad(), eager_attention(model):
         try:
             for parameter in frozen:  # a frozen model's attention maps must still carry a graph
                 parameter.requires_grad_(True)
@@ -36,8 +31,33 @@ def explaining(model: nn.Module) -> Iterator[None]:
         finally:
             for parameter in frozen:
                 parameter.requires_grad_(False)
-            if switch:
-                model.set_attn_implementation(implementation)
+
+
+@contextlib.contextmanager
+def eager_attention(model: nn.Module) -> Iterator[None]:
+    """Eager attention inside (when the model can switch); its own implementation on exit.
+
+    Examples:
+        >>> from transformers import BertConfig, BertModel
+        >>> config = BertConfig(vocab_size=8, hidden_size=8, num_hidden_layers=1,
+        ...                     num_attention_heads=2, intermediate_size=8,
+        ...                     attn_implementation="sdpa")
+        >>> model = BertModel(config)
+        >>> with eager_attention(model):
+        ...     model.config._attn_implementation
+        'eager'
+        >>> model.config._attn_implementation
+        'sdpa'
+    """
+    implementation = getattr(getattr(model, "config", None), "_attn_implementation", None)
+    switch = implementation not in (None, "eager") and hasattr(model, "set_attn_implementation")
+    if switch:
+        model.set_attn_implementation("eager")
+    try:
+        yield
+    finally:
+        if switch:
+            model.set_attn_implementation(implementation)
 
 
 def checked_attentions(attentions: Sequence[torch.Tensor] | None, model: nn.Module) -> list:

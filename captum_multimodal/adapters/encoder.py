@@ -31,7 +31,7 @@ class EncoderAdapter:
         readout_index (int): The token the classifier reads.
         skip_first (bool): Leave token 0 out of the output.
 
-    Example:
+    Examples:
         >>> from transformers import BertConfig, BertForSequenceClassification
         >>> config = BertConfig(vocab_size=20, hidden_size=16, num_hidden_layers=1,
         ...                     num_attention_heads=2, intermediate_size=32)

@@ -30,7 +30,7 @@ class MLBSites:
         conv: The last convolution of the image backbone, or None.
         attention: Outputs the attention maps alpha (B, G, S, S), or None.
 
-    Example:
+    Examples:
         >>> from captum_multimodal.models import MLB
         >>> sites = MLBAdapter(MLB(vocab_size=25, num_answers=16)).sites
         >>> sites.fusion is not None and sites.conv is not None
@@ -58,12 +58,16 @@ class MLBAdapter:
 
     Args:
         model (nn.Module): The VQA model; it is not modified.
-        textual_layer, visual_layer, embedding_layer: Modules (or names) outputting Q,
-            V and the word vectors q. Required unless the reference names exist.
-        fusion_layer, conv_layer, attention_layer: Modules (or names) outputting F, the
-            last convolutional features and alpha. Optional.
+        textual_layer (nn.Module or str, optional): Outputs Q. Required unless the
+            reference name exists.
+        visual_layer (nn.Module or str, optional): Outputs V. Required likewise.
+        embedding_layer (nn.Module or str, optional): Outputs the word vectors q.
+            Required likewise.
+        fusion_layer (nn.Module or str, optional): Outputs F = Q o V.
+        conv_layer (nn.Module or str, optional): The last convolution (Grad-CAM).
+        attention_layer (nn.Module or str, optional): Outputs the attention maps alpha.
 
-    Example:
+    Examples:
         >>> from captum_multimodal.models import MLB
         >>> adapter = MLBAdapter(MLB(vocab_size=25, num_answers=16))
         >>> type(adapter.sites.textual).__name__

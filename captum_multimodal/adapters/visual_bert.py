@@ -37,7 +37,7 @@ class VisualBertAdapter:
     Args:
         model: A ``VisualBertForQuestionAnswering`` or ``VisualBertForVisualReasoning``.
 
-    Example:
+    Examples:
         >>> from transformers import VisualBertConfig, VisualBertForQuestionAnswering
         >>> config = VisualBertConfig(vocab_size=30, hidden_size=16, num_hidden_layers=2,
         ...     num_attention_heads=2, intermediate_size=32, visual_embedding_dim=8, num_labels=4)

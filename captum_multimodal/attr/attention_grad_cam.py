@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
+import torch
+
 from captum_multimodal.attr.attention_attribution import AttentionAttribution
-from captum_multimodal.attr.raw_attention import only_readout_stream, self_events
+from captum_multimodal.attr.raw_attention import (
+    last_cross_events,
+    only_readout_stream,
+    self_events,
+)
+
+
+def grad_cam(probs: torch.Tensor, grad: torch.Tensor | None) -> torch.Tensor:
+    """max(0, mean_h w_h A_h) with w_h the mean of ∂y/∂A_h over the map; (B, S_q, S_k)."""
+    if grad is None:
+        return probs.new_zeros(probs[:, 0].shape)
+    weights = grad.mean(dim=(2, 3), keepdim=True)
+    return (weights * probs).mean(dim=1).clamp(min=0)
 
 
 class AttentionGradCAM(AttentionAttribution):
     """Grad-CAM for attention: the last layer's heads weighted by their mean gradient.
 
     w_h = mean over the map of ∂y/∂A_h; relevancy = max(0, mean_h w_h A_h); the
-    read-out row is the explanation, as in the baselines of Chefer et al.
+    read-out row is the explanation, as in the baselines of Chefer et al. In a
+    co-attention model (LXMERT) the read-out stream's last self-attention gives its own
+    tokens and its last cross-attention to another stream gives that stream's tokens.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from transformers import BertConfig, BertForSequenceClassification
         >>> from captum_multimodal.adapters import EncoderAdapter
@@ -25,8 +41,8 @@ class AttentionGradCAM(AttentionAttribution):
 
     def relevancy(self, recording, grads):
         event, index = self_events(recording)[-1]
-        probs, grad = event.probs.detach(), grads[index]
-        if grad is None:
-            return only_readout_stream(recording, probs.new_zeros(probs[:, 0].shape))
-        weights = grad.mean(dim=(2, 3), keepdim=True)
-        return only_readout_stream(recording, (weights * probs).mean(dim=1).clamp(min=0))
+        cross = {
+            key: grad_cam(cross_event.probs.detach(), grads[i])
+            for key, (cross_event, i) in last_cross_events(recording).items()
+        }
+        return only_readout_stream(recording, grad_cam(event.probs.detach(), grads[index]), cross)

@@ -34,7 +34,7 @@ class CoAttentionRelevancy(AttentionAttribution):
         aggregate (bool): False replaces instead of accumulating, R = Ā R (ablation).
         start_layer (int): Layers before it are skipped; the paper uses all layers.
 
-    Example:
+    Examples:
         >>> from transformers import BertConfig, BertForSequenceClassification
         >>> from captum_multimodal.adapters import EncoderAdapter
         >>> config = BertConfig(vocab_size=20, hidden_size=16, num_hidden_layers=2,

@@ -62,7 +62,7 @@ class HadamardDeviation(ModifiedReluGradientAttribution):
         guided (bool): Guided back-propagation through ReLU modules (default True);
             False gives the plain gradient.
 
-    Example:
+    Examples:
         >>> from captum_multimodal.adapters import MLBAdapter
         >>> from captum_multimodal.models import MLB
         >>> model = MLB(vocab_size=25, num_answers=16).eval()
@@ -96,7 +96,7 @@ class HadamardDeviation(ModifiedReluGradientAttribution):
     def from_adapter(cls, adapter: Any, guided: bool = True) -> HadamardDeviation:
         """Builds the explainer from an adapter's sites (e.g. an ``MLBAdapter``).
 
-        Example:
+        Examples:
             >>> from captum_multimodal.adapters import MLBAdapter
             >>> from captum_multimodal.models import MLB
             >>> explainer = HadamardDeviation.from_adapter(MLBAdapter(MLB(25, 16)))
@@ -123,12 +123,10 @@ class HadamardDeviation(ModifiedReluGradientAttribution):
             image_index (int): Which of ``inputs`` is the image.
 
         Returns:
-            tuple of Tensor:
-            - **visual_attr** (B, C, H, W): :math:`\nabla_v`, the shape of the image.
-            - **textual_attr** (B, T, D): :math:`\nabla_q`, one vector per word
-              vector; padded positions get whatever gradient reaches them (zero
-              when the model ignores padding, as MLB does). Reduce with
-              :func:`token_scores`.
+            tuple of Tensor: ``visual_attr`` (B, C, H, W), :math:`\nabla_v`, the shape
+            of the image; ``textual_attr`` (B, T, D), :math:`\nabla_q`, one vector per
+            word vector (padded positions get whatever gradient reaches them: zero when
+            the model ignores padding, as MLB does; reduce with :func:`token_scores`).
         """
         inputs_tuple = _format_tensor_into_tuples(inputs)
         image = self._check_image(inputs_tuple, image_index)
@@ -220,7 +218,7 @@ def standardize_image(visual_attr: torch.Tensor) -> torch.Tensor:
     Returns:
         Tensor: (B, C, H, W).
 
-    Example:
+    Examples:
         >>> z = standardize_image(torch.arange(8.0).view(1, 2, 2, 2))
         >>> z.mean(dim=(2, 3)).abs().max() < 1e-6
         tensor(True)
@@ -250,7 +248,7 @@ def token_scores(
     Returns:
         Tensor: (B, T) z-scores.
 
-    Example:
+    Examples:
         >>> attr = torch.tensor([[[1.0], [3.0], [0.0]]])
         >>> token_scores(attr, torch.tensor([[1, 1, 0]]))
         tensor([[-1.,  1.,  0.]])

@@ -38,7 +38,7 @@ def top_neurons(sensitivity: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.
     Returns:
         tuple: values (B, n) and indices (B, n).
 
-    Example:
+    Examples:
         >>> values, indices = top_neurons(torch.tensor([[0.1, 3.0, -2.0, 1.0]]), 2)
         >>> indices
         tensor([[1, 3]])
@@ -59,12 +59,13 @@ def rank_correlation(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
     Ties get average ranks, as in ``scipy.stats.spearmanr``.
 
     Args:
-        first, second (Tensor): (B, K).
+        first (Tensor): (B, K).
+        second (Tensor): (B, K).
 
     Returns:
         Tensor: (B,).
 
-    Example:
+    Examples:
         >>> rank_correlation(torch.tensor([[1.0, 2.0, 3.0]]), torch.tensor([[1.0, 3.0, 2.0]]))
         tensor([0.5000])
     """

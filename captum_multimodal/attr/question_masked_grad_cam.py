@@ -79,7 +79,7 @@ class QuestionMaskedGradCAM(LayerAttribution, GradientAttribution):
         question_layer (nn.Module or str): Outputs the question representation q:
             word vectors (B, T, D) or an encoder's vector (B, D).
 
-    Example:
+    Examples:
         >>> from captum_multimodal.adapters import MLBAdapter
         >>> from captum_multimodal.models import MLB
         >>> model = MLB(vocab_size=25, num_answers=16).eval()
@@ -129,7 +129,8 @@ class QuestionMaskedGradCAM(LayerAttribution, GradientAttribution):
         """Sensitivity of each fusion neuron to the question, (B, K).
 
         Args:
-            inputs, additional_forward_args: As for :meth:`attribute`.
+            inputs (Tensor or tuple of Tensor): As for :meth:`attribute`.
+            additional_forward_args (Any, optional): As for :meth:`attribute`.
             word_index (int, optional): Only the columns of word ``word_index``.
             sensitivity (str): ``"sum"``, ``"l1"`` or ``"l2"`` (see the class docstring).
 

@@ -21,14 +21,31 @@ def self_events(recording: AttentionRecording, start_layer: int = 0) -> list:
     return events
 
 
-def only_readout_stream(
-    recording: AttentionRecording, matrix: torch.Tensor
-) -> dict[tuple[str, str], torch.Tensor]:
-    """Relevancy dict with ``matrix`` for the read-out stream and zeros elsewhere."""
+def last_cross_events(recording: AttentionRecording) -> dict[str, tuple]:
+    """Per other stream, the last cross-attention event from the read-out stream to it
+    (and its index); empty for a single-stream model."""
     stream = recording.readout[0]
+    return {
+        event.key: (event, index)
+        for index, event in enumerate(recording.events)
+        if event.query == stream and not event.is_self
+    }
+
+
+def only_readout_stream(
+    recording: AttentionRecording,
+    matrix: torch.Tensor,
+    cross: dict[str, torch.Tensor] | None = None,
+) -> dict[tuple[str, str], torch.Tensor]:
+    """Relevancy dict with ``matrix`` for the read-out stream, ``cross[other]`` (B, S,
+    S_other) from it to another stream where given, and zeros elsewhere."""
+    stream = recording.readout[0]
+    cross = cross or {}
     batch, size = matrix.shape[0], matrix.shape[1]
     return {
-        (stream, other): matrix if other == stream else matrix.new_zeros(batch, size, mask.shape[1])
+        (stream, other): matrix
+        if other == stream
+        else cross.get(other, matrix.new_zeros(batch, size, mask.shape[1]))
         for other, mask in recording.valid.items()
     }
 
@@ -37,9 +54,11 @@ class RawAttention(AttentionAttribution):
     """Raw attention: the last layer's head-mean attention, read-out row.
 
     The simplest baseline of Chefer et al.: no gradients, no propagation. Same
-    adapters and outputs as :class:`CoAttentionRelevancy`.
+    adapters and outputs as :class:`CoAttentionRelevancy`. In a co-attention model
+    (LXMERT) the read-out stream's last self-attention gives its own tokens and its
+    last cross-attention to another stream gives that stream's tokens.
 
-    Example:
+    Examples:
         >>> from transformers import BertConfig, BertForSequenceClassification
         >>> from captum_multimodal.adapters import EncoderAdapter
         >>> config = BertConfig(vocab_size=20, hidden_size=16, num_hidden_layers=2,
@@ -53,4 +72,8 @@ class RawAttention(AttentionAttribution):
 
     def relevancy(self, recording, grads):
         event, _ = self_events(recording)[-1]
-        return only_readout_stream(recording, event.probs.detach().mean(dim=1))
+        cross = {
+            key: cross_event.probs.detach().mean(dim=1)
+            for key, (cross_event, _) in last_cross_events(recording).items()
+        }
+        return only_readout_stream(recording, event.probs.detach().mean(dim=1), cross)

@@ -25,8 +25,13 @@ COLORS: dict[str, tuple[float, float, float]] = {
     "magenta": (0.88, 0.14, 0.86),
     "cyan": (0.12, 0.86, 0.90),
 }
+"""Object colours and their RGB values in [0, 1]."""
+
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "cross")
+"""Object shapes."""
+
 SIZES: dict[str, float] = {"small": 5.0, "large": 8.5}
+"""Object sizes and their radius in pixels (64-pixel images)."""
 
 TEMPLATES: tuple[str, ...] = (
     "what color is the {shape} ?",
@@ -49,7 +54,7 @@ class Vocabulary:
     Index 0 is ``[PAD]``, 1 ``[UNK]``, 2 ``[CLS]`` and 3 ``[SEP]``; the words of
     every template, colour and shape follow in sorted order.
 
-    Example:
+    Examples:
         >>> vocab = Vocabulary()
         >>> ids = vocab.encode("what color is the circle ?")
         >>> vocab.decode(ids)
@@ -83,7 +88,7 @@ class Vocabulary:
 class SceneObject:
     """One shape in a scene: its name, colour, size and centre in pixels (x, y).
 
-    Example:
+    Examples:
         >>> SceneObject("circle", "red", "small", (10.0, 12.0)).color
         'red'
     """
@@ -98,7 +103,7 @@ class SceneObject:
 class Question:
     """A question about a scene, its answer, the object it refers to and its key words.
 
-    Example:
+    Examples:
         >>> question = scene_questions([SceneObject("circle", "red", "small", (8.0, 8.0))])[0]
         >>> question.text, question.answer, question.key_positions
         ('what color is the circle ?', 'red', (4,))
@@ -114,7 +119,7 @@ class Question:
 def shape_mask(shape: str, size: str, center: tuple[float, float], image_size: int) -> np.ndarray:
     """Boolean (image_size, image_size) mask of one shape.
 
-    Example:
+    Examples:
         >>> int(shape_mask("square", "small", (8.0, 8.0), 16).sum()) > 0
         True
     """
@@ -138,7 +143,7 @@ def shape_mask(shape: str, size: str, center: tuple[float, float], image_size: i
 def sample_scene(rng: np.random.Generator, image_size: int = 64) -> list[SceneObject]:
     """Draws three or four objects with distinct shapes and colours in distinct grid cells.
 
-    Example:
+    Examples:
         >>> objects = sample_scene(np.random.default_rng(0))
         >>> 3 <= len(objects) <= 4, len({o.shape for o in objects}) == len(objects)
         (True, True)
@@ -169,7 +174,7 @@ def render_scene(
     Returns:
         The image as float32 (3, H, W) in [0, 1] and one boolean (H, W) mask per object.
 
-    Example:
+    Examples:
         >>> rng = np.random.default_rng(0)
         >>> image, masks = render_scene(sample_scene(rng), 64, rng)
         >>> image.shape, len(masks) >= 3
@@ -187,7 +192,7 @@ def render_scene(
 def scene_questions(objects: Sequence[SceneObject]) -> list[Question]:
     """Every question the templates can ask about a scene, with answers and referents.
 
-    Example:
+    Examples:
         >>> questions = scene_questions([SceneObject("cross", "blue", "large", (8.0, 8.0))])
         >>> [q.answer for q in questions if q.template == 1]
         ['cross']
@@ -248,7 +253,7 @@ class SyntheticVQA(Dataset):
         ``question_text``, ``answer_text`` str; ``objects`` the scene as
         :class:`SceneObject` s.
 
-    Example:
+    Examples:
         >>> data = SyntheticVQA(size=4, seed=0)
         >>> item = data[0]
         >>> item["image"].shape, item["mask"].shape
@@ -327,7 +332,7 @@ class SyntheticVQAPairs(SyntheticVQA):
     different regions. Each item is a tuple of two example dicts (as in
     :class:`SyntheticVQA`) sharing ``image`` and ``answer``, with disjoint masks.
 
-    Example:
+    Examples:
         >>> first, second = SyntheticVQAPairs(size=2, seed=0)[0]
         >>> bool(first["answer"] == second["answer"])
         True
@@ -360,7 +365,7 @@ def collate_vqa(examples: Sequence[dict], pad_id: int = Vocabulary.pad_id) -> di
         bool, ``answer`` (B,), ``mask`` (B, H, W), ``has_referent`` (B,) bool,
         ``template`` (B,), and lists ``question_text``, ``answer_text``, ``objects``.
 
-    Example:
+    Examples:
         >>> batch = collate_vqa([SyntheticVQA(2, seed=1)[i] for i in range(2)])
         >>> batch["question"].shape == batch["attention_mask"].shape
         True
@@ -392,7 +397,7 @@ def collate_vqa(examples: Sequence[dict], pad_id: int = Vocabulary.pad_id) -> di
 def collate_pairs(pairs: Sequence[tuple[dict, dict]]) -> tuple[dict, dict]:
     """Collates pairs into two aligned batches (first questions, second questions).
 
-    Example:
+    Examples:
         >>> pairs = SyntheticVQAPairs(2, seed=0)
         >>> first, second = collate_pairs([pairs[0], pairs[1]])
         >>> torch.equal(first["image"], second["image"])

@@ -25,7 +25,7 @@ def top_fraction_iou(
     Returns:
         Tensor: (B,) in [0, 1].
 
-    Example:
+    Examples:
         >>> first = torch.tensor([[4.0, 3.0, 1.0, 0.0]])
         >>> second = torch.tensor([[4.0, 0.0, 3.0, 1.0]])
         >>> top_fraction_iou(first, second, 0.5)
@@ -68,7 +68,7 @@ def pair_similarity(
         dict: ``"spearman"`` (B,) rank correlation and ``"top_iou"`` (B,) IoU of the
         top-``fraction`` regions.
 
-    Example:
+    Examples:
         >>> a, b = torch.tensor([[4.0, 3.0, 1.0, 0.0]]), torch.tensor([[0.0, 1.0, 3.0, 4.0]])
         >>> {k: v.tolist() for k, v in pair_similarity(a, b, 0.5).items()}
         {'spearman': [-1.0], 'top_iou': [0.0]}

@@ -12,7 +12,7 @@ def to_pixel_map(attributions: torch.Tensor, size: tuple[int, int]) -> torch.Ten
     (B, C, h, w) maps are summed over channels; maps of another resolution (a
     Grad-CAM layer map, say) are upsampled bilinearly to ``size``.
 
-    Example:
+    Examples:
         >>> to_pixel_map(torch.ones(2, 3, 4, 4), (8, 8)).shape
         torch.Size([2, 8, 8])
     """
@@ -34,7 +34,7 @@ def to_pixel_map(attributions: torch.Tensor, size: tuple[int, int]) -> torch.Ten
 def grow_mask(masks: torch.Tensor, tolerance: int) -> torch.Tensor:
     """Dilates (B, H, W) boolean masks by ``tolerance`` pixels (square neighbourhood).
 
-    Example:
+    Examples:
         >>> mask = torch.zeros(1, 5, 5, dtype=torch.bool); mask[0, 2, 2] = True
         >>> int(grow_mask(mask, 1).sum())
         9
@@ -66,7 +66,7 @@ def pointing_game(
         Tensor: (B,) float, 1.0 for a hit, 0.0 for a miss and NaN where the mask is
         empty (nothing to point at); average with ``torch.nanmean``.
 
-    Example:
+    Examples:
         >>> maps = torch.zeros(1, 4, 4); maps[0, 1, 2] = 1.0
         >>> masks = torch.zeros(1, 4, 4, dtype=torch.bool); masks[0, 1, 2] = True
         >>> pointing_game(maps, masks)
@@ -111,7 +111,7 @@ def energy_pointing_game(attributions: torch.Tensor, masks: torch.Tensor) -> tor
         Tensor: (B,) in [0, 1]; NaN where the mask is empty or the map has no
         positive mass. A random map scores about the mask's share of the image.
 
-    Example:
+    Examples:
         >>> maps = torch.tensor([[[3.0, 1.0], [0.0, -2.0]]])
         >>> masks = torch.tensor([[[True, False], [False, True]]])
         >>> energy_pointing_game(maps, masks)
@@ -152,7 +152,7 @@ def key_token_rank(
         Tensor: (B,) float ranks starting at 1; NaN where an example has no real key
         token.
 
-    Example:
+    Examples:
         >>> relevance = torch.tensor([[0.1, 0.7, 0.5, 0.9], [0.4, 0.2, 0.3, 0.0]])
         >>> key = torch.tensor([[False, True, True, False], [True, False, False, False]])
         >>> key_token_rank(relevance, key)

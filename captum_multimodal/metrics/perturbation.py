@@ -40,7 +40,7 @@ def perturbation_curve(
         tuple: accuracy per step (len(steps),) and the area under that curve by the
         trapezoid rule over ``steps`` (step 0 included).
 
-    Example:
+    Examples:
         >>> relevance = torch.tensor([[0.9, 0.1, 0.5]])
         >>> predict = lambda keep: keep[:, 0].long()  # right while token 0 is kept
         >>> labels = torch.tensor([1])
@@ -70,7 +70,7 @@ def perturbation_correct(
     Returns:
         Tensor: (B, len(steps)) bool; one ``predict`` call per step for the whole batch.
 
-    Example:
+    Examples:
         >>> relevance = torch.tensor([[0.9, 0.1], [0.1, 0.9]])
         >>> predict = lambda keep: keep[:, 0].long()  # right while token 0 is kept
         >>> perturbation_correct(predict, relevance, torch.tensor([1, 1]), steps=[0, 0.5])
@@ -131,7 +131,7 @@ def pixel_perturbation_curve(
         tuple: (B, len(steps)) probabilities and (B,) areas under the curves by the
         trapezoid rule over ``steps``.
 
-    Example:
+    Examples:
         >>> images = torch.tensor([[[[1.0, 0.0]]]])  # one 1 x 2 image
         >>> forward = lambda x: torch.stack([torch.zeros(len(x)), 10 * x[:, 0, 0, 0]], 1)
         >>> probs, area = pixel_perturbation_curve(

@@ -18,7 +18,7 @@ class SmallConvNet(nn.Sequential):
     Args:
         channels (tuple of int): Output channels of the four convolutions.
 
-    Example:
+    Examples:
         >>> SmallConvNet()(torch.rand(2, 3, 64, 64)).shape
         torch.Size([2, 64, 8, 8])
     """
@@ -57,7 +57,7 @@ def torchvision_trunk(name: str = "resnet152", weights: str | None = None) -> nn
     Raises:
         ImportError: torchvision is not installed.
 
-    Example:
+    Examples:
         >>> try:  # torchvision is optional
         ...     trunk = torchvision_trunk("resnet18")
         ... except ImportError:
@@ -82,7 +82,7 @@ class QuestionEncoder(nn.Module):
 
     Questions must be right-padded. ``embedding`` outputs the word vectors (B, T, D).
 
-    Example:
+    Examples:
         >>> encoder = QuestionEncoder(vocab_size=10, embedding_dim=4, hidden_dim=6)
         >>> ids = torch.tensor([[5, 6, 7], [5, 6, 0]])
         >>> encoder(ids, (ids != 0).long()).shape
@@ -119,7 +119,10 @@ class MLB(nn.Module):
             ``out_channels`` attribute (or pass ``feature_channels``).
             Default: :class:`SmallConvNet`.
         feature_channels (int, optional): C, when the backbone has no ``out_channels``.
-        embedding_dim, question_dim, attention_dim, joint_dim (int): Layer sizes.
+        embedding_dim (int): Word-vector size.
+        question_dim (int): Question-encoder (GRU) size.
+        attention_dim (int): Low-rank size inside the attention.
+        joint_dim (int): Size K of the fusion vectors Q, V and F.
         glimpses (int): Attention glimpses G.
         dropout (float): Dropout inside the attention (train mode only).
         pad_id (int): Token id of padding.
@@ -129,7 +132,7 @@ class MLB(nn.Module):
         right-padded, 1 for real tokens (default: ``question != pad_id``).
         Returns logits (B, num_answers).
 
-    Example:
+    Examples:
         >>> model = MLB(vocab_size=25, num_answers=16).eval()
         >>> model(torch.rand(2, 3, 64, 64), torch.tensor([[5, 6, 7], [5, 6, 0]])).shape
         torch.Size([2, 16])

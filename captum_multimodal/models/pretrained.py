@@ -37,7 +37,7 @@ def save_checkpoint(model: nn.Module, path: str | Path, config: dict, metrics: d
         config (dict): The builder's keyword arguments (e.g. :func:`default_mlb_config`).
         metrics (dict): Figures recorded with the weights (held-out accuracy, say).
 
-    Example:
+    Examples:
         >>> import tempfile, pathlib
         >>> from captum_multimodal.models import MLB
         >>> config = {"vocab_size": 20, "num_answers": 4}
@@ -66,7 +66,7 @@ def load_checkpoint(name: str, path: str | Path, device: str | torch.device = "c
         ValueError: An unknown ``name``, or a file that is truncated, tampered with or
             not a checkpoint of that model.
 
-    Example:
+    Examples:
         >>> import tempfile, pathlib
         >>> with tempfile.TemporaryDirectory() as folder:
         ...     path = pathlib.Path(folder) / "broken.pt"
@@ -93,7 +93,7 @@ def load_checkpoint(name: str, path: str | Path, device: str | torch.device = "c
 def shipped_metrics(name: str) -> dict[str, float]:
     """The held-out metrics recorded when the shipped checkpoint ``name`` was trained.
 
-    Example:
+    Examples:
         >>> shipped_metrics("mlb")["accuracy"] > 0.9
         True
     """
@@ -115,7 +115,7 @@ def load_pretrained(name: str = "mlb", device: str | torch.device = "cpu") -> nn
             :mod:`captum_multimodal.models.lxmert`).
         device: Where to put the model.
 
-    Example:
+    Examples:
         >>> model = load_pretrained("mlb")
         >>> model.training
         False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -117,7 +119,7 @@ def train_mlb(
     Returns:
         The trained model in eval mode and its held-out metrics (see :func:`evaluate`).
 
-    Example:
+    Examples:
         >>> model, metrics = train_mlb(images=8, steps=2, eval_size=8, progress=False)
         >>> model.training, 0.0 <= metrics["accuracy"] <= 1.0
         (False, True)
@@ -196,11 +198,86 @@ def train_visual_bert(
     Returns:
         The trained ``VisualBertForQuestionAnswering`` in eval mode and its held-out metrics.
     """
+
+    def answer(model, ids, mask, visual):
+        return model(
+            input_ids=ids,
+            attention_mask=mask,
+            visual_embeds=visual,
+            visual_attention_mask=torch.ones(visual.shape[:2], dtype=torch.long),
+        ).logits
+
+    return train_on_grid_features(
+        lambda: build_visual_bert(**visual_bert_config()),
+        answer,
+        evaluate_visual_bert,
+        backbone,
+        images=images,
+        questions_per_image=questions_per_image,
+        steps=steps,
+        images_per_step=images_per_step,
+        eval_size=eval_size,
+        lr=lr,
+        seed=seed,
+        progress=progress,
+        description="training VisualBERT",
+    )
+
+
+def train_on_grid_features(
+    build: Callable[[], nn.Module],
+    answer: Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+    evaluate_model: Callable[[nn.Module, nn.Module, dict], dict[str, float]],
+    backbone: nn.Module,
+    images: int,
+    questions_per_image: int,
+    steps: int,
+    images_per_step: int,
+    eval_size: int,
+    lr: float,
+    seed: int,
+    progress: bool,
+    description: str,
+) -> tuple[nn.Module, dict[str, float]]:
+    """The training loop of the transformer VQA models on a frozen backbone's 4 x 4 grid
+    features (VisualBERT, LXMERT).
+
+    Data as in :func:`train_mlb` (seed 0, held-out seed 1); each step answers all
+    questions of ``images_per_step`` images; cross-entropy on the answer logits, AdamW
+    with a one-cycle schedule (10% warm-up).
+
+    Args:
+        build: Returns the randomly initialised model.
+        answer: ``answer(model, input_ids, attention_mask, grid_features)`` returns the
+            answer logits ((B, T + 2) ids with [CLS]/[SEP], (B, 16, C) features).
+        evaluate_model: ``evaluate_model(model, backbone, held_out_batch)`` returns the
+            held-out metrics.
+        backbone: The frozen image backbone.
+        images (int): Training images (rendered once).
+        questions_per_image (int): Questions drawn per training image.
+        steps (int): Optimiser steps.
+        images_per_step (int): Images per step.
+        eval_size (int): Held-out questions for the reported accuracy.
+        lr (float): Peak learning rate.
+        seed (int): Seed of the initialisation and the sampling.
+        progress (bool): Show progress bars.
+        description (str): The progress bar's label.
+
+    Returns:
+        The trained model in eval mode and its held-out metrics.
+
+    Examples:
+        >>> from captum_multimodal.models import load_pretrained
+        >>> model, metrics = train_visual_bert(load_pretrained("mlb").backbone, images=4,
+        ...     questions_per_image=2, steps=1, images_per_step=2, eval_size=4, progress=False)
+        >>> model.training, 0.0 <= metrics["accuracy"] <= 1.0
+        (False, True)
+    """
     torch.manual_seed(seed)
     pool = question_pool(SyntheticVQA(images * questions_per_image, 0, 64, questions_per_image))
     features = torch.cat([grid_features(chunk, backbone) for chunk in pool["image"].split(256)])
     held_out = materialize(SyntheticVQA(eval_size, seed=1), progress)
-    model = build_visual_bert(**visual_bert_config())
+    model = build()
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=lr, total_steps=steps, pct_start=0.1
@@ -208,23 +285,17 @@ def train_visual_bert(
     generator = torch.Generator().manual_seed(seed)
     offsets = torch.arange(questions_per_image)
     model.train()
-    bar = tqdm(range(steps), desc="training VisualBERT", disable=not progress)
+    bar = tqdm(range(steps), desc=description, disable=not progress)
     for _ in bar:
         chosen = torch.randint(images, (images_per_step,), generator=generator)
         rows = (chosen[:, None] * questions_per_image + offsets).flatten()
         ids, mask = add_special_tokens(pool["question"][rows], pool["attention_mask"][rows])
         visual = features[chosen].repeat_interleave(questions_per_image, 0)
-        logits = model(
-            input_ids=ids,
-            attention_mask=mask,
-            visual_embeds=visual,
-            visual_attention_mask=torch.ones(visual.shape[:2], dtype=torch.long),
-        ).logits
-        loss = nn.functional.cross_entropy(logits, pool["answer"][rows])
+        loss = nn.functional.cross_entropy(answer(model, ids, mask, visual), pool["answer"][rows])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         schedule.step()
         bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
     model.eval()
-    return model, evaluate_visual_bert(model, backbone, held_out)
+    return model, evaluate_model(model, backbone, held_out)

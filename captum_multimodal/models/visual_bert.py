@@ -44,7 +44,7 @@ def add_special_tokens(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """[CLS] question [SEP], right-padded: (B, T) ids and mask to (B, T + 2).
 
-    Example:
+    Examples:
         >>> ids, mask = add_special_tokens(torch.tensor([[9, 8, 0]]), torch.tensor([[1, 1, 0]]))
         >>> ids.tolist(), mask.tolist()
         ([[2, 9, 8, 3, 0]], [[1, 1, 1, 1, 0]])

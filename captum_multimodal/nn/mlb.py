@@ -17,7 +17,7 @@ from torch import nn
 class Hadamard(nn.Module):
     """Element-wise product of two tensors of the same shape; its output is the joint vector F.
 
-    Example:
+    Examples:
         >>> Hadamard()(torch.tensor([1.0, 2.0]), torch.tensor([3.0, 4.0]))
         tensor([3., 8.])
     """
@@ -34,7 +34,7 @@ class Hadamard(nn.Module):
 class LatticeSoftmax(nn.Module):
     """Softmax over the S x S lattice of each glimpse: (B, G, S, S) -> (B, G, S, S).
 
-    Example:
+    Examples:
         >>> alpha = LatticeSoftmax()(torch.zeros(1, 2, 3, 3))
         >>> alpha.sum(dim=(2, 3))
         tensor([[1., 1.]])
@@ -62,7 +62,7 @@ class LowRankBilinearAttention(nn.Module):
         question (B, N) and features (B, M, S, S) give v_hat (B, G * M) and
         alpha (B, G, S, S). ``self.probs`` outputs alpha.
 
-    Example:
+    Examples:
         >>> attention = LowRankBilinearAttention(8, 4, 16, glimpses=2)
         >>> v_hat, alpha = attention(torch.randn(3, 8), torch.randn(3, 4, 5, 5))
         >>> v_hat.shape, alpha.shape
@@ -109,7 +109,7 @@ class MLBFusion(nn.Module):
         visual_dim (int): Size of v_hat.
         joint_dim (int): Size of Q, V and F.
 
-    Example:
+    Examples:
         >>> fusion = MLBFusion(8, 6, 10)
         >>> fusion(torch.randn(2, 8), torch.randn(2, 6)).shape
         torch.Size([2, 10])

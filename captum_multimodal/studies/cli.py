@@ -91,7 +91,7 @@ def _tensor_fusion_toy(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     print((Path(args.out) / "table.md").read_text())
-    print(f"{time.perf_counter() - start:.1f} s; table and shares.png in {args.out}/")
+    print(f"{time.perf_counter() - start:.1f} s; table, beta.png and shares.png in {args.out}/")
     return 0
 
 
@@ -188,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
             "label is the XOR of motif presence over the views named by each dataset. Trains "
             "a tensor-fusion classifier with no normalisation, VBN and IBN per dataset and "
             "writes table.md/table.csv (accuracy, beta, raw-block and centred variance share "
-            "per subset) and shares.png. A few CPU minutes."
+            "per subset), beta.png and shares.png. A few CPU minutes."
         ),
     )
     toy.add_argument("--out", default="tensor_fusion_toy", help="output folder")
@@ -199,9 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["1", "12", "23", "123"],
         help="views the label uses (default: all four datasets)",
     )
-    toy.add_argument("--train", type=int, default=2000, help="training samples (default: 2000)")
+    toy.add_argument("--train", type=int, default=4000, help="training samples (default: 4000)")
     toy.add_argument("--test", type=int, default=1000, help="held-out samples (default: 1000)")
-    toy.add_argument("--epochs", type=int, default=12, help="epochs (default: 12)")
+    toy.add_argument("--epochs", type=int, default=30, help="epochs (default: 30)")
     toy.add_argument("--seed", type=int, default=0, help="data and initialisation seed")
     toy.add_argument("--quiet", action="store_true", help="no progress bars")
     toy.set_defaults(run=_tensor_fusion_toy)

@@ -2,8 +2,9 @@
 
 A config either names one factory that returns a whole :class:`Study`::
 
-    study = "captum_multimodal.studies.zoo:mlb_study"
+    study = "captum_multimodal.studies.zoo:shipped_study"
     [arguments]
+    model = "mlb"
     size = 64
     methods = ["HadamardDeviation", "Saliency"]
 
@@ -92,9 +93,10 @@ def study_from_config(config: dict) -> Study:
 def load_study(path: str | Path) -> Study:
     """Reads a TOML study config and builds the study.
 
-    Example:
+    Examples:
         >>> import tempfile, pathlib
-        >>> text = 'study = "captum_multimodal.studies.zoo:mlb_study"\\n[arguments]\\nsize = 4\\n'
+        >>> text = ('study = "captum_multimodal.studies.zoo:shipped_study"\\n'
+        ...         '[arguments]\\nsize = 4\\n')
         >>> with tempfile.TemporaryDirectory() as folder:
         ...     path = pathlib.Path(folder) / "study.toml"
         ...     _ = path.write_text(text)

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
+from captum_multimodal.models.tensor_fusion import run_tensor_fusion_toy
 from captum_multimodal.studies import zoo
 from captum_multimodal.studies.study import Study, load_batch, run_study
 
-DEMO_STUDIES: dict[str, Callable[..., Study]] = {
-    "mlb": zoo.mlb_study,
-    "visual_bert": zoo.visual_bert_study,
-}
-"""The demo's studies: shipped model name to its study factory."""
+DEMO_STUDIES = tuple(zoo.SHIPPED)
+"""The demo's studies: one per shipped model
+(:func:`~captum_multimodal.studies.zoo.shipped_study`)."""
+
+EXTRAS = ("tensor_fusion",)
+"""Demo parts that are not a study of a shipped model: ``"tensor_fusion"`` trains the
+tensor-fusion toy classifier (view 1 decides the label) with no normalisation, VBN and
+IBN for a few seconds and tabulates which subsets of views the head and the centred
+decomposition credit."""
 
 
 def run_demo(
@@ -42,27 +47,48 @@ def run_demo(
         seed (int): Data seed.
         device: Where the models run.
         progress (bool): Show progress bars.
-        models (sequence of str, optional): Keys of :data:`DEMO_STUDIES` (default all).
+        models (sequence of str, optional): Keys of :data:`DEMO_STUDIES` and names in
+            :data:`EXTRAS` (default all).
 
     Returns:
         dict: Model name to its summary rows.
     """
-    names = list(DEMO_STUDIES) if models is None else list(models)
-    unknown = [n for n in names if n not in DEMO_STUDIES]
+    names = [*DEMO_STUDIES, *EXTRAS] if models is None else list(models)
+    unknown = [n for n in names if n not in DEMO_STUDIES and n not in EXTRAS]
     if unknown:
-        raise ValueError(f"models must be among {sorted(DEMO_STUDIES)}, got {unknown}")
+        raise ValueError(f"models must be among {sorted([*DEMO_STUDIES, *EXTRAS])}, got {unknown}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     sections, summaries = [], {}
-    for name in names:
+    for name in [n for n in names if n in DEMO_STUDIES]:
         start = time.perf_counter()
-        study = DEMO_STUDIES[name](size=n_examples, seed=seed, device=str(device))
+        study = zoo.shipped_study(name, size=n_examples, seed=seed, device=str(device))
         summaries[name] = run_study(study, out / name, progress=progress)
         seconds = time.perf_counter() - start
+        answered = (
+            f"accuracy on these questions: {accuracy(study):.3f}; "
+            if "answer" in study.dataset[0]
+            else ""
+        )
         sections.append(
-            f"## {study.name}\n\naccuracy on these questions: {accuracy(study):.3f}; "
+            f"## {study.name}\n\n{answered}"
             f"study wall time {seconds:.1f} s; figures in `{name}/`.\n\n"
             + (out / name / "summary.md").read_text()
+        )
+    if "tensor_fusion" in names:
+        start = time.perf_counter()
+        run_tensor_fusion_toy(
+            out / "tensor_fusion",
+            datasets=["1"],
+            n_train=600,
+            n_test=300,
+            epochs=6,
+            progress=progress,
+        )
+        sections.append(
+            f"## Tensor fusion (toy data, label from view 1)\n\n"
+            f"{time.perf_counter() - start:.1f} s; bar charts in `tensor_fusion/`.\n\n"
+            + (out / "tensor_fusion" / "table.md").read_text()
         )
     (out / "summary.md").write_text("# captum-mm demo\n\n" + "\n".join(sections))
     return summaries

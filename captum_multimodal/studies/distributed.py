@@ -27,7 +27,7 @@ def shard(chunks: int, rank: int, world_size: int) -> list[int]:
     """The chunks rank ``rank`` of ``world_size`` explains: every chunk exactly once
     across ranks, none repeated to even out the shards.
 
-    Example:
+    Examples:
         >>> [shard(5, rank, 2) for rank in range(2)]
         [[0, 2, 4], [1, 3]]
     """

@@ -21,7 +21,7 @@ class RowDataset(Dataset):
             for :func:`~captum_multimodal.datasets.collate_vqa`, the keys of a
             :class:`~captum_multimodal.datasets.SyntheticVQA` example).
 
-    Example:
+    Examples:
         >>> import torch
         >>> table = [{"x": [1.0, 2.0], "label": 1}, {"x": [3.0, 4.0], "label": 0}]
         >>> data = RowDataset(table, lambda row: {"x": torch.tensor(row["x"]),

@@ -269,10 +269,11 @@ def run_study(study: Study, out_dir: str | Path, progress: bool = True) -> list[
     Returns:
         list of dict: The summary rows (``method``, ``metric``, ``mean``, ``ci95``, ``n``).
 
-    Example:
+    Examples:
         >>> import tempfile, torch
         >>> from captum_multimodal.studies import zoo
-        >>> study = zoo.mlb_study(size=4, methods=["Saliency"], metrics=["pointing_game"])
+        >>> study = zoo.shipped_study(
+        ...     "mlb", size=4, methods=["Saliency"], metrics=["pointing_game"])
         >>> with tempfile.TemporaryDirectory() as out:
         ...     rows = run_study(study, out, progress=False)
         >>> sorted({row["metric"] for row in rows})

@@ -7,6 +7,7 @@ from captum_multimodal.visualization.image import (
     image_heatmap,
     image_to_numpy,
 )
+from captum_multimodal.visualization.subsets import subset_bars
 from captum_multimodal.visualization.sweep import sweep_grid
 from captum_multimodal.visualization.text import token_strip
 
@@ -16,6 +17,7 @@ __all__ = [
     "hadamard_figure",
     "image_heatmap",
     "image_to_numpy",
+    "subset_bars",
     "sweep_grid",
     "token_strip",
 ]

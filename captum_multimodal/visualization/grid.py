@@ -33,7 +33,7 @@ def attribution_grid(
     Returns:
         Figure: B rows, 1 + (mask column) + len(attributions) columns.
 
-    Example:
+    Examples:
         >>> fig = attribution_grid(torch.rand(2, 3, 8, 8), {"saliency": torch.rand(2, 3, 8, 8)})
         >>> len(fig.axes)
         4

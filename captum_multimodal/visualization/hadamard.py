@@ -38,7 +38,7 @@ def hadamard_figure(
     Returns:
         Figure
 
-    Example:
+    Examples:
         >>> fig = hadamard_figure(torch.rand(3, 16, 16), torch.rand(2, 4, 4),
         ...                       torch.randn(3, 16, 16), ["what", "color", "?"], [0.0, 1.0, -1.0])
         >>> len(fig.axes)

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 def image_to_numpy(image: torch.Tensor) -> np.ndarray:
     """(3, H, W) or (H, W, 3) tensor in [0, 1] to an (H, W, 3) float array, clipped to [0, 1].
 
-    Example:
+    Examples:
         >>> array = image_to_numpy(torch.full((3, 4, 5), 2.0))
         >>> array.shape, float(array.max())
         ((4, 5, 3), 1.0)
@@ -33,7 +33,7 @@ def attribution_to_numpy(attribution: torch.Tensor, size: tuple[int, int]) -> np
 
     Coarse maps (from a Grad-CAM layer, say) are upsampled bilinearly to ``size``.
 
-    Example:
+    Examples:
         >>> attribution_to_numpy(torch.rand(4, 4), (16, 16)).shape
         (16, 16, 1)
     """
@@ -82,7 +82,7 @@ def image_heatmap(
     Returns:
         Figure: The figure holding the axes.
 
-    Example:
+    Examples:
         >>> fig = image_heatmap(torch.rand(3, 16, 16), torch.randn(3, 16, 16))
         >>> len(fig.axes)
         1

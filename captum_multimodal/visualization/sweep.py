@@ -32,7 +32,7 @@ def sweep_grid(
     Returns:
         Figure
 
-    Example:
+    Examples:
         >>> maps = {n: torch.rand(1, 4, 4) for n in (5, 10)}
         >>> fig = sweep_grid(torch.rand(3, 16, 16), {"q1": maps, "q2": maps}, full_width=10)
         >>> len(fig.axes)

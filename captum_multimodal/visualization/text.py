@@ -36,7 +36,7 @@ def token_strip(
     Returns:
         Figure: The figure holding the axes.
 
-    Example:
+    Examples:
         >>> fig = token_strip(["what", "color", "?"], [0.1, 2.0, -1.0])
         >>> len(fig.axes)
         1

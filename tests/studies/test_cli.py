@@ -26,7 +26,7 @@ def test_help_explains_the_subcommands(argv, capsys):
 
 def test_demo_studies_every_shipped_model_and_scores_saliency_as_by_hand(tmp_path):
     summaries = run_demo(tmp_path, n_examples=8, seed=5, progress=False)
-    assert set(summaries) == {"mlb", "visual_bert"}
+    assert set(summaries) == {"mlb", "visual_bert", "lxmert", "clip"}
     mlb_methods = {row["method"] for row in summaries["mlb"]}
     assert {
         "HadamardDeviation",
@@ -36,9 +36,13 @@ def test_demo_studies_every_shipped_model_and_scores_saliency_as_by_hand(tmp_pat
         "LayerGradCam",
         "QuestionMaskedGradCAM (n=5)",
     } <= mlb_methods
-    assert {"CoAttentionRelevancy", "RawAttention", "AttentionRollout", "AttentionGradCAM"} == {
-        row["method"] for row in summaries["visual_bert"]
-    }
+    for name in ("visual_bert", "lxmert"):
+        assert {row["method"] for row in summaries[name]} == {
+            "CoAttentionRelevancy",
+            "RawAttention",
+            "AttentionRollout",
+            "AttentionGradCAM",
+        }
 
     model = load_pretrained("mlb")
     data = SyntheticVQA(8, seed=5)
@@ -58,8 +62,11 @@ def test_demo_studies_every_shipped_model_and_scores_saliency_as_by_hand(tmp_pat
 
     text = (tmp_path / "summary.md").read_text()
     assert "## MLB" in text and "## VisualBERT" in text and "| Saliency |" in text
-    for model_name in ("mlb", "visual_bert"):
-        for figure in ("summary.png", "curves.png", "examples.png"):
+    assert "## CLIP" in text and "## LXMERT" in text and "## Tensor fusion" in text
+    assert (tmp_path / "tensor_fusion" / "shares.png").exists()
+    for model_name in ("mlb", "visual_bert", "lxmert", "clip"):
+        curves = ("curves.png",) if model_name != "clip" else ()  # CLIP's metrics have none
+        for figure in ("summary.png", "examples.png", *curves):
             picture = read_image(tmp_path / model_name / figure)
             assert picture.shape[0] > 200 and picture[..., :3].std() > 0.05
 
