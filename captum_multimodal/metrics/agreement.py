@@ -43,7 +43,7 @@ def top_fraction_iou(
 
     def top(maps: torch.Tensor) -> torch.Tensor:
         return torch.zeros_like(maps, dtype=torch.bool).scatter(
-            1, maps.topk(keep, dim=1).indices, True
+            1, maps.argsort(dim=1, descending=True, stable=True)[:, :keep], True
         )
 
     in_a, in_b = top(a), top(b)

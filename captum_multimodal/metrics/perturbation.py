@@ -52,7 +52,8 @@ def perturbation_curve(
         predict, relevance, labels, valid, most_relevant_first=most_relevant_first, steps=steps
     )
     accuracy = correct.float().mean(dim=0)
-    area = torch.trapezoid(accuracy, torch.tensor(list(steps), dtype=accuracy.dtype)).item()
+    grid = torch.tensor(list(steps), dtype=accuracy.dtype, device=accuracy.device)
+    area = torch.trapezoid(accuracy, grid).item()
     return accuracy, area
 
 

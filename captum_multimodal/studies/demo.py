@@ -57,6 +57,11 @@ def run_demo(
     unknown = [n for n in names if n not in DEMO_STUDIES and n not in EXTRAS]
     if unknown:
         raise ValueError(f"models must be among {sorted([*DEMO_STUDIES, *EXTRAS])}, got {unknown}")
+    if "clip" in names and (n_examples < 2 or n_examples % 2):
+        raise ValueError(
+            f"n_examples must be even when the CLIP study runs (two captions per image), "
+            f"got {n_examples}"
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     sections, summaries = [], {}

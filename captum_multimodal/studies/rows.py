@@ -15,7 +15,7 @@ class RowDataset(Dataset):
     Args:
         rows: Anything with ``len`` and integer indexing that gives one row: a Hugging
             Face ``datasets.Dataset`` (rows are dicts of Python values), a list of
-            dicts, a pandas ``DataFrame.iloc``...
+            dicts, a pandas table as ``frame.to_dict("records")``...
         to_example: Turns one row into the example dict the study's ``collate`` and
             methods expect (model inputs as tensors, the target, optional ground truth:
             for :func:`~captum_multimodal.datasets.collate_vqa`, the keys of a

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -176,16 +177,26 @@ def explain_chunk(study: Study, chunk: int) -> tuple[list[dict], dict]:
             target = study.subject.logits(batch).argmax(dim=1)
     else:
         target = batch[study.target]
+    device = next(study.subject.model.parameters()).device
     rows, explanations = [], {}
     for method in study.methods:
+        synchronize(device)
         start = time.perf_counter()
         parts = as_parts(method.explain(study.subject, batch, target), method.name)
+        synchronize(device)
         seconds = (time.perf_counter() - start) / len(indices)
         explanations[method.name] = parts
         scored = reduce_by_sign(parts, method.sign)
         values = {"seconds": torch.full((len(indices),), seconds)}
         for metric in study.metrics:
-            values |= metric.score(study.subject, batch, scored, target)
+            scores = metric.score(study.subject, batch, scored, target)
+            clash = sorted(set(scores) & set(values))
+            if clash:
+                raise ValueError(
+                    f"metric {metric.name!r} reports {clash}, already reported by another "
+                    "metric (or the runner's seconds); give every reported value its own name"
+                )
+            values |= scores
         for name, value in values.items():
             if value.shape != (len(indices),):
                 raise ValueError(
@@ -197,6 +208,52 @@ def explain_chunk(study: Study, chunk: int) -> tuple[list[dict], dict]:
                 for i, v in zip(indices, value.tolist(), strict=True)
             ]
     return rows, {"batch": batch, "target": target, "explanations": explanations}
+
+
+def synchronize(device: torch.device) -> None:
+    """Waits for the device's queued work (CUDA kernels run asynchronously), so that
+    wall-clock timings charge each method its own work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def fingerprint(study: Study) -> dict:
+    """What the part files of a study depend on; a resumed run must match it."""
+    return {
+        "study": study.name,
+        "examples": len(study.dataset),
+        "batch_size": study.batch_size,
+        "target": study.target,
+        "seed": study.seed,
+        "methods": [m.name for m in study.methods],
+        "metrics": [m.name for m in study.metrics],
+        "arguments": study.arguments,
+    }
+
+
+def claim_output(study: Study, out_dir: Path) -> None:
+    """Records the study's :func:`fingerprint` in ``out_dir/parts``, or checks that the
+    parts already there were written by the same study.
+
+    Raises:
+        ValueError: ``out_dir`` holds the parts of another study (other methods,
+            metrics, data size or batch size): resuming would mix their rows in.
+    """
+    path = out_dir / "parts" / "study.json"
+    mine = json.loads(json.dumps(fingerprint(study), default=str))
+    if path.exists():
+        theirs = json.loads(path.read_text())
+        if theirs != mine:
+            changed = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
+            raise ValueError(
+                f"out_dir {str(out_dir)!r} holds the parts of another study (differs in "
+                f"{changed}); use a new folder, or delete its parts/ to start over"
+            )
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".study.json.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(mine, indent=2) + "\n")
+    os.replace(temporary, path)
 
 
 def write_part(path: Path, rows: list[dict]) -> None:
@@ -228,10 +285,11 @@ def run_chunks(
             reporting of other processes).
 
     Returns:
-        The first chunk's batch and explanations computed in this call (for the
-        example figure), or None when no chunk was left to do.
+        Chunk 0's batch and explanations when this call computed it (for the example
+        figure), else None.
     """
     out = Path(out_dir)
+    claim_output(study, out)
     owned = range(study.chunks) if chunks is None else chunks
     todo = [c for c in owned if not part_path(out, c).exists()]
     done = sum(len(study.chunk_indices(c)) for c in owned) - sum(
@@ -246,7 +304,7 @@ def run_chunks(
         for chunk in todo:
             rows, shown = explain_chunk(study, chunk)
             write_part(part_path(out, chunk), rows)
-            first = first or shown
+            first = shown if chunk == 0 else first
             bar.update(len(study.chunk_indices(chunk)))
             if on_chunk is not None:
                 on_chunk(len(study.chunk_indices(chunk)))
@@ -280,5 +338,5 @@ def run_study(study: Study, out_dir: str | Path, progress: bool = True) -> list[
         ['pointing_game', 'pointing_game_4px', 'seconds']
     """
     shown = run_chunks(study, out_dir, progress=progress)
-    # a run that only resumed computed no chunk: explain chunk 0 again for the figure
+    # a resumed run may not have computed chunk 0: explain it again for the figure
     return write_report(study, out_dir, shown or explain_chunk(study, 0)[1], world_size=1)

@@ -149,3 +149,48 @@ def test_more_processes_than_examples_is_a_clear_error(tmp_path):
     result = torchrun(config, tmp_path / "out", 2, check=False)
     assert result.returncode != 0
     assert "world size 2 is larger than the study's 1 examples" in result.stderr
+
+
+def _rank_with_its_own_config(rank, configs, out, port, reports):
+    import torch.distributed as dist
+
+    from captum_multimodal.studies.distributed import _run_rank
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        _run_rank(configs[rank], Path(out), progress=False)
+    except ValueError as error:
+        Path(reports[rank]).write_text(str(error))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ranks_that_read_different_configs_are_stopped(tmp_path):
+    import socket
+
+    import torch.multiprocessing
+
+    first = write_config(tmp_path)
+    second = tmp_path / "other.toml"
+    second.write_text(first.read_text().replace("size = 9", "size = 8"))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    reports = [str(tmp_path / f"rank{r}.txt") for r in range(2)]
+    torch.multiprocessing.spawn(
+        _rank_with_its_own_config,
+        args=([str(first), str(second)], str(tmp_path / "out"), port, reports),
+        nprocs=2,
+    )
+    for report in reports:
+        assert "the ranks read different configs" in Path(report).read_text()
+    assert not (tmp_path / "out" / "parts").exists()
+
+
+def test_an_unavailable_backend_is_named(tmp_path, monkeypatch):
+    from captum_multimodal.studies.distributed import run_distributed
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr("torch.distributed.is_nccl_available", lambda: False)
+    with pytest.raises(ValueError, match="backend 'nccl' is not available"):
+        run_distributed(write_config(tmp_path), tmp_path / "out", backend="nccl")

@@ -12,7 +12,7 @@ from captum_multimodal.datasets import SyntheticVQA, collate_vqa
 from captum_multimodal.studies import zoo
 from captum_multimodal.studies.cli import main
 from captum_multimodal.studies.config import load_study
-from captum_multimodal.studies.study import Method, Study, run_study
+from captum_multimodal.studies.study import Method, Metric, Study, run_study
 
 
 def tiny_study(model, methods=("Saliency", "HadamardDeviation"), size=10):
@@ -101,8 +101,26 @@ def test_killed_study_resumes_without_lost_or_repeated_rows(tiny_mlb, tmp_path):
 
     calls.clear()
     run_study(study, tmp_path / "resumed", progress=False)
-    assert calls == [1, 2]  # warm-up, then only the missing chunk (2 examples)
+    # warm-up, the missing chunk (2 examples), then chunk 0 again, for the example figure only
+    assert calls == [1, 2, 4]
     assert read(tmp_path / "resumed" / "results.csv") == read(tmp_path / "straight" / "results.csv")
+
+
+def test_a_folder_of_another_study_is_not_resumed(tiny_mlb, tmp_path):
+    run_study(tiny_study(tiny_mlb, size=6), tmp_path, progress=False)
+    changed = tiny_study(tiny_mlb, size=6)
+    changed.batch_size = 3  # chunk 1 would now mean other examples
+    with pytest.raises(ValueError, match=r"another study \(differs in \['batch_size'\]\)"):
+        run_study(changed, tmp_path, progress=False)
+    with pytest.raises(ValueError, match="methods"):
+        run_study(tiny_study(tiny_mlb, methods=("Saliency",), size=6), tmp_path, progress=False)
+
+
+def test_two_metrics_reporting_one_name_are_refused(tiny_mlb, tmp_path):
+    study = tiny_study(tiny_mlb, size=2)
+    study.metrics = [zoo.metric("pointing_game"), Metric("again", zoo.METRICS["pointing_game"])]
+    with pytest.raises(ValueError, match="already reported"):
+        run_study(study, tmp_path, progress=False)
 
 
 def test_config_file_gives_the_python_declarations_results(tiny_mlb, tmp_path, monkeypatch):
