@@ -83,11 +83,21 @@ def summary_markdown(study_name: str, summary: list[dict], n_examples: int) -> s
             if math.isnan(row["mean"]):
                 entries.append("")
             elif math.isnan(row["ci95"]):
-                entries.append(f"{row['mean']:.3f}")
+                entries.append(number(row["mean"]))
             else:
-                entries.append(f"{row['mean']:.3f} ± {row['ci95']:.3f}")
+                entries.append(f"{number(row['mean'])} ± {number(row['ci95'])}")
         lines.append(f"| {method} | " + " | ".join(entries) + " |")
     return "\n".join(lines) + "\n"
+
+
+def number(value: float) -> str:
+    """Three decimals, or three significant digits for small values (timings).
+
+    Examples:
+        >>> number(0.41234), number(0.0012345), number(0.0)
+        ('0.412', '0.00123', '0.000')
+    """
+    return f"{value:.3f}" if value == 0 or abs(value) >= 0.01 else f"{value:.3g}"
 
 
 def summary_figure(study_name: str, summary: list[dict]) -> Figure:
