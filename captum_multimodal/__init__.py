@@ -1,10 +1,14 @@
 """captum-multimodal: Captum attribution methods for multimodal PyTorch models."""
 
 from captum_multimodal.adapters import (
+    AttentionRolesAdapter,
+    BlipItmAdapter,
     ClipAdapter,
+    DetrAdapter,
     EncoderAdapter,
     LxmertAdapter,
     MLBAdapter,
+    ViltAdapter,
     VisualBertAdapter,
 )
 from captum_multimodal.attr import (
@@ -26,9 +30,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AttentionGradCAM",
+    "AttentionRolesAdapter",
     "AttentionRollout",
+    "BlipItmAdapter",
     "ClipAdapter",
     "CoAttentionRelevancy",
+    "DetrAdapter",
     "EncoderAdapter",
     "HadamardDeviation",
     "LxmertAdapter",
@@ -37,6 +44,7 @@ __all__ = [
     "QuestionMaskedGradCAM",
     "RawAttention",
     "TensorFusionDisentangle",
+    "ViltAdapter",
     "VisualBertAdapter",
     "__version__",
     "rank_correlation",

@@ -9,12 +9,19 @@ import torch
 from transformers import (
     BertConfig,
     BertForSequenceClassification,
+    BlipConfig,
+    BlipForImageTextRetrieval,
     CLIPConfig,
     CLIPModel,
+    DetrConfig,
+    DetrForObjectDetection,
     LxmertConfig,
     LxmertForPreTraining,
     LxmertForQuestionAnswering,
     LxmertModel,
+    ResNetConfig,
+    ViltConfig,
+    ViltForQuestionAnswering,
     VisualBertConfig,
     VisualBertForQuestionAnswering,
     VisualBertForVisualReasoning,
@@ -22,9 +29,12 @@ from transformers import (
 
 from captum_multimodal import (
     AttentionGradCAM,
+    AttentionRolesAdapter,
     AttentionRollout,
+    BlipItmAdapter,
     ClipAdapter,
     CoAttentionRelevancy,
+    DetrAdapter,
     EncoderAdapter,
     HadamardDeviation,
     LxmertAdapter,
@@ -33,6 +43,7 @@ from captum_multimodal import (
     QuestionMaskedGradCAM,
     RawAttention,
     TensorFusionDisentangle,
+    ViltAdapter,
     VisualBertAdapter,
 )
 from captum_multimodal.datasets import ANSWERS, SyntheticVQA, Vocabulary, collate_vqa
@@ -119,6 +130,114 @@ def lxmert_case(head):
         head(config),
         ((ids, torch.randn(2, 3, 8), torch.rand(2, 3, 4)),),
         ((ids != 0).long(), torch.tensor([[1, 1, 1], [1, 0, 1]])),
+    )
+
+
+def vilt_case():
+    torch.manual_seed(0)
+    config = ViltConfig(
+        vocab_size=40,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        image_size=32,
+        patch_size=8,
+        max_position_embeddings=16,
+        num_labels=5,
+    )
+    ids = torch.tensor([[2, 5, 6, 3], [2, 7, 3, 0]])
+    pixel_mask = torch.ones(2, 32, 32, dtype=torch.long)
+    pixel_mask[1, :, 16:] = 0
+    return (
+        ViltForQuestionAnswering(config),
+        ((ids, torch.rand(2, 3, 32, 32)),),
+        ((ids != 0).long(), pixel_mask),
+    )
+
+
+def blip_case():
+    torch.manual_seed(0)
+    config = BlipConfig(
+        text_config={
+            "vocab_size": 30,
+            "hidden_size": 16,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "intermediate_size": 32,
+            "max_position_embeddings": 16,
+            "bos_token_id": 1,
+            "sep_token_id": 2,
+            "pad_token_id": 0,
+        },
+        vision_config={
+            "hidden_size": 16,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "intermediate_size": 32,
+            "image_size": 16,
+            "patch_size": 8,
+        },
+        image_text_hidden_size=8,
+    )
+    ids = torch.tensor([[1, 5, 6, 2], [1, 9, 2, 0]])
+    return (
+        BlipForImageTextRetrieval(config),
+        ((ids, torch.rand(2, 3, 16, 16)),),
+        ((ids != 0).long(),),
+    )
+
+
+def detr_case():
+    torch.manual_seed(0)
+    backbone = ResNetConfig(
+        embedding_size=8,
+        hidden_sizes=[8, 16],
+        depths=[1, 1],
+        layer_type="basic",
+        out_features=["stage2"],
+    )
+    config = DetrConfig(
+        use_timm_backbone=False,
+        use_pretrained_backbone=False,
+        backbone_config=backbone,
+        d_model=16,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        num_queries=4,
+        num_labels=3,
+    )
+    mask = torch.ones(2, 32, 32, dtype=torch.long)
+    mask[1, 24:] = 0
+    return DetrForObjectDetection(config), (torch.rand(2, 3, 32, 32),), (mask,)
+
+
+def roles_case():
+    model, ((ids, regions),), masks = visual_bert_case(VisualBertForQuestionAnswering)
+    return model, ((ids, regions),), masks
+
+
+def visual_bert_by_roles(model):
+    def logits(ids, regions, mask, region_mask):
+        return model(
+            input_ids=ids,
+            attention_mask=mask,
+            visual_embeds=regions,
+            visual_attention_mask=region_mask,
+        ).logits
+
+    return AttentionRolesAdapter(
+        model,
+        roles={f"visual_bert.encoder.layer.{i}.attention.self": "joint" for i in range(2)},
+        streams=lambda ids, regions, mask, region_mask: {
+            "joint": {"text": mask, "image": region_mask}
+        },
+        readout=("joint", lambda ids, regions, mask, _: mask.sum(1) - 2),
+        logits=logits,
     )
 
 
@@ -241,6 +360,21 @@ CASES = (
         )
         for head in (LxmertModel, LxmertForQuestionAnswering, LxmertForPreTraining)
         for name, method in attention_methods(LxmertAdapter).items()
+    ]
+    + [
+        (f"{name} / {family}", build, method, inner)
+        for family, build, adapter, inner in (
+            ("ViLT", vilt_case, ViltAdapter, "vilt.encoder.layer.1"),
+            ("BLIP ITM", blip_case, BlipItmAdapter, "text_encoder.encoder.layer.1"),
+            ("DETR", detr_case, DetrAdapter, "model.decoder.layers.1"),
+            (
+                "VisualBERT by roles",
+                roles_case,
+                visual_bert_by_roles,
+                "visual_bert.encoder.layer.1",
+            ),
+        )
+        for name, method in attention_methods(adapter).items()
     ]
     + [
         (f"{name} / CLIP", clip_case, method, "text_model.encoder.layers.1")

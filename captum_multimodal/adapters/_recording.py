@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+import inspect
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -49,15 +51,77 @@ def eager_attention(model: nn.Module) -> Iterator[None]:
         >>> model.config._attn_implementation
         'sdpa'
     """
-    implementation = getattr(getattr(model, "config", None), "_attn_implementation", None)
+    config = getattr(model, "config", None)
+    implementation = getattr(config, "_attn_implementation", None)
     switch = implementation not in (None, "eager") and hasattr(model, "set_attn_implementation")
     if switch:
+        own = _implementations(config)  # per sub-config: DETR's ResNet backbone has no SDPA
         model.set_attn_implementation("eager")
     try:
         yield
     finally:
         if switch:
-            model.set_attn_implementation(implementation)
+            model.set_attn_implementation(own)
+
+
+def _implementations(config: Any) -> dict:
+    """A config's attention implementation and its sub-configs', nested as
+    ``set_attn_implementation`` takes them."""
+    nested = {"": config._attn_implementation}
+    for key in getattr(config, "sub_configs", {}):
+        if getattr(config, key, None) is not None:
+            nested[key] = _implementations(getattr(config, key))
+    return nested
+
+
+@contextlib.contextmanager
+def attention_calls(modules: Iterable[nn.Module]) -> Iterator[list[tuple[nn.Module, torch.Tensor]]]:
+    """Every call of the given attention modules while open, in call order, with its
+    probabilities ``output[1]``.
+
+    A pre-hook makes each call return its probabilities (``output_attentions=True``,
+    passed by keyword or by position as the module's signature has it; a module without
+    that argument must always return ``(output, probabilities, ...)``); a forward hook
+    keeps them and hands the caller the output it asked for, so the model's outputs
+    are unchanged. The hooks are removed on exit, also when the body raises.
+
+    Examples:
+        >>> from transformers import BertConfig
+        >>> from transformers.models.visual_bert.modeling_visual_bert import (
+        ...     VisualBertSelfAttention)
+        >>> config = BertConfig(hidden_size=8, num_attention_heads=2)
+        >>> attention = VisualBertSelfAttention(config)
+        >>> with attention_calls([attention]) as calls:
+        ...     output = attention(torch.randn(1, 3, 8))
+        >>> len(output), calls[0][1].shape, len(attention._forward_hooks)
+        (1, torch.Size([1, 2, 3, 3]), 0)
+    """
+    calls: list[tuple[nn.Module, torch.Tensor]] = []
+    asked: list[bool] = []  # a stack: declared modules may be nested
+
+    def force(module, args, kwargs):
+        signature = inspect.signature(module.forward)
+        if "output_attentions" not in signature.parameters:
+            asked.append(True)
+            return None
+        bound = signature.bind(*args, **kwargs)
+        asked.append(bool(bound.arguments.get("output_attentions", False)))
+        bound.arguments["output_attentions"] = True
+        return bound.args, bound.kwargs
+
+    def keep(module, _args, output):
+        calls.append((module, output[1]))
+        return output if asked.pop() else output[:1]
+
+    handles = []
+    try:
+        for module in modules:
+            handles.append(module.register_forward_pre_hook(force, with_kwargs=True))
+            handles.append(module.register_forward_hook(keep))
+        yield calls
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def checked_attentions(attentions: Sequence[torch.Tensor] | None, model: nn.Module) -> list:

@@ -11,7 +11,7 @@ from captum._utils.common import _format_additional_forward_args, _format_tensor
 from torch import nn
 
 from captum_multimodal._utils.checks import check_finite, check_same_device, named_inputs
-from captum_multimodal.adapters._recording import batch_mask, explaining
+from captum_multimodal.adapters._recording import attention_calls, batch_mask, explaining
 from captum_multimodal.attr.relevancy_engine import AttentionEvent, AttentionRecording
 
 _OUTPUTS = {
@@ -149,32 +149,14 @@ class LxmertAdapter:
 
     @contextlib.contextmanager
     def _recorded_attention(self) -> Iterator[dict[nn.Module, list[torch.Tensor]]]:
-        """Hooks on every ``LxmertAttention``: the inner call returns its probabilities,
-        which are kept per module in call order; the caller gets the output it asked for."""
+        """The probabilities of every ``LxmertAttention`` call, per module in call order
+        (hooks from :func:`attention_calls`); filled when the forward pass is done."""
         attention = [m for m in self.encoder.modules() if type(m).__name__ == "LxmertAttention"]
         maps: dict[nn.Module, list[torch.Tensor]] = {module: [] for module in attention}
-        asked = []
-
-        def force(_module, args, kwargs):
-            if len(args) > 3:  # output_attentions passed by position
-                asked.append(bool(args[3]))
-                return (*args[:3], True, *args[4:]), kwargs
-            asked.append(bool(kwargs.get("output_attentions", False)))
-            return args, {**kwargs, "output_attentions": True}
-
-        def keep(module, _args, output):
-            maps[module].append(output[1])
-            return output if asked.pop() else output[:1]
-
-        handles = []
-        try:
-            for module in attention:
-                handles.append(module.register_forward_pre_hook(force, with_kwargs=True))
-                handles.append(module.register_forward_hook(keep))
+        with attention_calls(attention) as calls:
             yield maps
-        finally:
-            for handle in handles:
-                handle.remove()
+        for module, probs in calls:
+            maps[module].append(probs)
 
     def _events(self, maps: dict[nn.Module, list[torch.Tensor]]) -> list[AttentionEvent]:
         encoder = self.encoder

@@ -7,7 +7,8 @@ import torch
 from captum_multimodal.attr.attention_attribution import AttentionAttribution
 from captum_multimodal.attr.raw_attention import (
     last_cross_events,
-    only_readout_stream,
+    readout_relevancy,
+    readout_streams,
     self_events,
 )
 
@@ -40,9 +41,12 @@ class AttentionGradCAM(AttentionAttribution):
     """
 
     def relevancy(self, recording, grads):
-        event, index = self_events(recording)[-1]
-        cross = {
-            key: grad_cam(cross_event.probs.detach(), grads[i])
-            for key, (cross_event, i) in last_cross_events(recording).items()
-        }
-        return only_readout_stream(recording, grad_cam(event.probs.detach(), grads[index]), cross)
+        rows = {}
+        for stream in readout_streams(recording):
+            event, index = self_events(recording, stream)[-1]
+            cross = {
+                key: grad_cam(cross_event.probs.detach(), grads[i])
+                for key, (cross_event, i) in last_cross_events(recording, stream).items()
+            }
+            rows[stream] = (grad_cam(event.probs.detach(), grads[index]), cross)
+        return readout_relevancy(recording, rows)

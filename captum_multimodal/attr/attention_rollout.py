@@ -7,7 +7,8 @@ import torch
 from captum_multimodal.attr.attention_attribution import AttentionAttribution
 from captum_multimodal.attr.raw_attention import (
     last_cross_events,
-    only_readout_stream,
+    readout_relevancy,
+    readout_streams,
     self_events,
 )
 from captum_multimodal.attr.relevancy_engine import AttentionRecording
@@ -59,12 +60,14 @@ class AttentionRollout(AttentionAttribution):
         self.start_layer = start_layer
 
     def relevancy(self, recording, grads):
-        stream = recording.readout[0]
-        own = [event for event, _ in self_events(recording, self.start_layer)]
-        cross = {}
-        for key, (event, index) in last_cross_events(recording).items():
-            before = [e for e in recording.events[:index] if e.layer >= self.start_layer]
-            left = rollout(recording, stream, [e for e in before if e.query == e.key == stream])
-            right = rollout(recording, key, [e for e in before if e.query == e.key == key])
-            cross[key] = left.transpose(1, 2) @ event.probs.detach().mean(dim=1) @ right
-        return only_readout_stream(recording, rollout(recording, stream, own), cross)
+        rows = {}
+        for stream in readout_streams(recording):
+            own = [event for event, _ in self_events(recording, stream, self.start_layer)]
+            cross = {}
+            for key, (event, index) in last_cross_events(recording, stream).items():
+                before = [e for e in recording.events[:index] if e.layer >= self.start_layer]
+                left = rollout(recording, stream, [e for e in before if e.query == e.key == stream])
+                right = rollout(recording, key, [e for e in before if e.query == e.key == key])
+                cross[key] = left.transpose(1, 2) @ event.probs.detach().mean(dim=1) @ right
+            rows[stream] = (rollout(recording, stream, own), cross)
+        return readout_relevancy(recording, rows)

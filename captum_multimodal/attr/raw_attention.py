@@ -8,9 +8,14 @@ from captum_multimodal.attr.attention_attribution import AttentionAttribution
 from captum_multimodal.attr.relevancy_engine import AttentionRecording
 
 
-def self_events(recording: AttentionRecording, start_layer: int = 0) -> list:
-    """The self-attention events of the read-out stream, from ``start_layer`` on."""
-    stream = recording.readout[0]
+def readout_streams(recording: AttentionRecording) -> list[str]:
+    """Every stream a part of the output is read from (two for a dual encoder)."""
+    streams = [recording.readout[0], *(s for s, _ in recording.part_readouts.values())]
+    return list(dict.fromkeys(streams))
+
+
+def self_events(recording: AttentionRecording, stream: str, start_layer: int = 0) -> list:
+    """The self-attention events of ``stream``, from ``start_layer`` on, with their index."""
     events = [
         (event, index)
         for index, event in enumerate(recording.events)
@@ -21,10 +26,9 @@ def self_events(recording: AttentionRecording, start_layer: int = 0) -> list:
     return events
 
 
-def last_cross_events(recording: AttentionRecording) -> dict[str, tuple]:
-    """Per other stream, the last cross-attention event from the read-out stream to it
-    (and its index); empty for a single-stream model."""
-    stream = recording.readout[0]
+def last_cross_events(recording: AttentionRecording, stream: str) -> dict[str, tuple]:
+    """Per other stream, the last cross-attention event from ``stream`` to it (and its
+    index); empty for a single-stream model."""
     return {
         event.key: (event, index)
         for index, event in enumerate(recording.events)
@@ -32,22 +36,22 @@ def last_cross_events(recording: AttentionRecording) -> dict[str, tuple]:
     }
 
 
-def only_readout_stream(
+def readout_relevancy(
     recording: AttentionRecording,
-    matrix: torch.Tensor,
-    cross: dict[str, torch.Tensor] | None = None,
+    rows: dict[str, tuple[torch.Tensor, dict[str, torch.Tensor]]],
 ) -> dict[tuple[str, str], torch.Tensor]:
-    """Relevancy dict with ``matrix`` for the read-out stream, ``cross[other]`` (B, S,
-    S_other) from it to another stream where given, and zeros elsewhere."""
-    stream = recording.readout[0]
-    cross = cross or {}
-    batch, size = matrix.shape[0], matrix.shape[1]
-    return {
-        (stream, other): matrix
-        if other == stream
-        else cross.get(other, matrix.new_zeros(batch, size, mask.shape[1]))
-        for other, mask in recording.valid.items()
-    }
+    """Relevancy dict from, per read-out stream s, its own matrix (B, S, S) and the
+    matrices from s to other streams (B, S, S_other); zeros for every other pair."""
+    relevancy = {}
+    for stream, (matrix, cross) in rows.items():
+        batch, size = matrix.shape[0], matrix.shape[1]
+        for other, mask in recording.valid.items():
+            relevancy[stream, other] = (
+                matrix
+                if other == stream
+                else cross.get(other, matrix.new_zeros(batch, size, mask.shape[1]))
+            )
+    return relevancy
 
 
 class RawAttention(AttentionAttribution):
@@ -71,9 +75,12 @@ class RawAttention(AttentionAttribution):
     needs_gradients = False
 
     def relevancy(self, recording, grads):
-        event, _ = self_events(recording)[-1]
-        cross = {
-            key: cross_event.probs.detach().mean(dim=1)
-            for key, (cross_event, _) in last_cross_events(recording).items()
-        }
-        return only_readout_stream(recording, event.probs.detach().mean(dim=1), cross)
+        rows = {}
+        for stream in readout_streams(recording):
+            event, _ = self_events(recording, stream)[-1]
+            cross = {
+                key: cross_event.probs.detach().mean(dim=1)
+                for key, (cross_event, _) in last_cross_events(recording, stream).items()
+            }
+            rows[stream] = (event.probs.detach().mean(dim=1), cross)
+        return readout_relevancy(recording, rows)

@@ -45,7 +45,9 @@ class AttentionRecording:
         events: Attention events in forward order, their ``probs`` in the autograd graph.
         valid: Stream name to its (B, S) bool mask of real (non-padding) tokens.
         readout: (stream name, (B,) index of the row the head reads).
-        parts: Output name (e.g. ``"text"``, ``"image"``) to (stream, slice of positions).
+        parts: Output name (e.g. ``"text"``, ``"image"``) to (stream, positions): a slice,
+            or a (B, K) long tensor of each sample's positions, -1 where the output has
+            no token (relevance 0; ViLT's patch grid, whose tokens come in random order).
         part_readouts: Output name to its own (stream, (B,) index) where a part is read
             from another row than ``readout`` (dual encoders: CLIP reads the text at its
             end-of-text token and the image at the vision [CLS] token).
@@ -55,7 +57,7 @@ class AttentionRecording:
     events: list[AttentionEvent]
     valid: dict[str, torch.Tensor]
     readout: tuple[str, torch.Tensor]
-    parts: dict[str, tuple[str, slice]]
+    parts: dict[str, tuple[str, slice | torch.Tensor]]
     part_readouts: dict[str, tuple[str, torch.Tensor]] = dataclasses.field(default_factory=dict)
 
 
@@ -148,5 +150,8 @@ def read_out(
         if key == stream:
             row[rows, index] = 0
         row = row * recording.valid[key].to(row.dtype)
-        outputs[name] = row[:, positions]
+        if isinstance(positions, slice):
+            outputs[name] = row[:, positions]
+        else:  # per-sample positions, -1 where the part has no token
+            outputs[name] = row.gather(1, positions.clamp(min=0)) * (positions >= 0)
     return outputs

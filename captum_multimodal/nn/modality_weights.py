@@ -14,8 +14,8 @@ class ModalityWeights(nn.Linear):
     r"""Linear head on a fused tensor, read as one linear map :math:`W_I` per block.
 
     Ledent et al.'s lp-norm multimodal network (MNL): training the per-block maps
-    with relevance weights :math:`\beta_I` on the lp sphere and squared-L2 weight
-    decay is equivalent to training the plain linear head with the regulariser
+    with relevance weights on the lp sphere and squared-L2 weight decay is equivalent
+    to training the plain linear head with the regulariser
 
     .. math::
         \lambda \Big(\sum_I \lVert W_I \rVert^q\Big)^{2/q}, \qquad q = \frac{2p}{p + 1},
@@ -28,9 +28,13 @@ class ModalityWeights(nn.Linear):
         \sum_I \beta_I^p = 1.
 
     (The poster prints q = (p+1)/2p; q = 2p/(p+1) is the exponent that makes the
-    two formulas consistent, the classic lp-MKL duality.) :math:`\lVert W_I \rVert` is
-    the Frobenius norm of the block's columns over all outputs. The column of the
-    constant entry (subset ``()``) duplicates the bias and is left out of both.
+    two formulas consistent, the classic lp-MKL duality, in which the block's
+    features are scaled by :math:`\sqrt{\beta_I}`. Scaling them by
+    :math:`\beta_I` itself gives q = 2p/(p+2) and exponent 2/(p+2) instead. The
+    relevances rank the blocks identically either way; only their spread differs.)
+    :math:`\lVert W_I \rVert` is the Frobenius norm of the block's columns over all
+    outputs. The column of the constant entry (subset ``()``) duplicates the bias and
+    is left out of both.
 
     Args:
         dims (Sequence[int]): Feature sizes d_1, ..., d_M of the fused modalities.
