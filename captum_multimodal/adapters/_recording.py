@@ -8,8 +8,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
+from captum._utils.common import _format_additional_forward_args, _format_tensor_into_tuples
 from torch import nn
 
+from captum_multimodal._utils.checks import check_finite, check_same_device, named_inputs
 from captum_multimodal._utils.modules import eval_mode
 
 
@@ -148,3 +150,55 @@ def batch_mask(mask: torch.Tensor | None, shape: tuple[int, int], name: str, lik
     if bool((mask.sum(dim=1) == 0).any()):
         raise ValueError(f"{name} has rows without any real token (all padding)")
     return mask
+
+
+def text_image_inputs(
+    inputs: Any, additional_forward_args: Any, model: nn.Module, max_args: int
+) -> tuple[torch.Tensor, torch.Tensor, tuple]:
+    """Checks Captum's ``inputs = (input_ids (B, L), pixel_values (B, C, H, W))`` of a
+    text-and-image model (one image per caption) and its further arguments.
+
+    Returns:
+        tuple: ``input_ids``, ``pixel_values`` and the additional arguments as a tuple.
+
+    Raises:
+        ValueError: Naming the argument that has the wrong count, rank, dtype or batch
+            size, that holds NaN/Inf, or lives on another device than ``model``.
+
+    Examples:
+        >>> ids, pixels, args = text_image_inputs(
+        ...     (torch.tensor([[2, 3]]), torch.rand(1, 3, 4, 4)), None, nn.Linear(1, 1), 1)
+        >>> ids.shape, args
+        (torch.Size([1, 2]), ())
+    """
+    inputs = _format_tensor_into_tuples(inputs)
+    if len(inputs) != 2:
+        raise ValueError(
+            f"inputs must be (input_ids, pixel_values), got a tuple of {len(inputs)} tensors"
+        )
+    input_ids, pixel_values = inputs
+    if input_ids.dim() != 2 or input_ids.is_floating_point():
+        raise ValueError(
+            f"input_ids must be an integer (B, L) tensor, got {tuple(input_ids.shape)} "
+            f"{input_ids.dtype}"
+        )
+    if pixel_values.dim() != 4 or not pixel_values.is_floating_point():
+        raise ValueError(
+            "pixel_values must be a float (B, C, H, W) tensor, got "
+            f"{tuple(pixel_values.shape)} {pixel_values.dtype}"
+        )
+    if len(pixel_values) != len(input_ids):
+        raise ValueError(
+            f"pixel_values must hold one image per caption: {len(input_ids)} rows like "
+            f"input_ids, got {len(pixel_values)} (repeat an image to pair it with several "
+            "captions)"
+        )
+    args = tuple(_format_additional_forward_args(additional_forward_args) or ())
+    if len(args) > max_args:
+        raise ValueError(
+            f"additional_forward_args must hold at most {max_args} tensors (the masks), got "
+            f"{len(args)} values"
+        )
+    check_finite(named_inputs(inputs, args))
+    check_same_device(model, named_inputs(inputs, args))
+    return input_ids, pixel_values, args

@@ -8,13 +8,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
-from captum._utils.common import _format_additional_forward_args, _format_tensor_into_tuples
 from torch import nn
 
-from captum_multimodal._utils.checks import check_finite, check_same_device, named_inputs
 from captum_multimodal._utils.modules import record_outputs
 from captum_multimodal.adapters._grid import image_grid
-from captum_multimodal.adapters._recording import batch_mask, explaining
+from captum_multimodal.adapters._recording import batch_mask, explaining, text_image_inputs
 from captum_multimodal.attr.relevancy_engine import AttentionEvent, AttentionRecording
 
 
@@ -121,24 +119,9 @@ class BlipItmAdapter:
             )
 
     def _check(self, inputs: Any, additional_forward_args: Any) -> tuple:
-        inputs = _format_tensor_into_tuples(inputs)
-        if len(inputs) != 2:
-            raise ValueError(
-                f"inputs must be (input_ids, pixel_values), got a tuple of {len(inputs)} tensors"
-            )
-        input_ids, pixel_values = inputs
-        if input_ids.dim() != 2 or input_ids.is_floating_point():
-            raise ValueError(f"input_ids must be an integer (B, L) tensor, got {input_ids.shape}")
-        if pixel_values.dim() != 4 or len(pixel_values) != len(input_ids):
-            raise ValueError(
-                f"pixel_values must be (B, 3, H, W) with B = {len(input_ids)} like input_ids "
-                f"(one image per caption), got {tuple(pixel_values.shape)}"
-            )
-        args = tuple(_format_additional_forward_args(additional_forward_args) or ())
-        if len(args) > 1:
-            raise ValueError(f"additional_forward_args must be (attention_mask,), got {len(args)}")
-        check_finite(named_inputs(inputs, args))
-        check_same_device(self.model, named_inputs(inputs, args))
+        input_ids, pixel_values, args = text_image_inputs(
+            inputs, additional_forward_args, self.model, max_args=1
+        )
         mask = batch_mask(args[0] if args else None, input_ids.shape, "attention_mask", input_ids)
         if not bool(mask[:, 0].all()):
             raise ValueError("attention_mask must mark token 0 of every row as real (read-out)")

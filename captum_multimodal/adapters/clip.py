@@ -8,17 +8,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from captum._utils.common import _format_additional_forward_args, _format_tensor_into_tuples
 from torch import nn
 
-from captum_multimodal._utils.checks import check_finite, check_same_device, named_inputs
 from captum_multimodal._utils.modules import record_outputs
+from captum_multimodal.adapters._grid import image_grid
 from captum_multimodal.adapters._recording import (
     batch_mask,
     checked_attentions,
     eager_attention,
     explaining,
+    text_image_inputs,
 )
 from captum_multimodal.attr.relevancy_engine import AttentionEvent, AttentionRecording
 from captum_multimodal.nn import Hadamard
@@ -242,17 +241,7 @@ class ClipAdapter:
     ) -> torch.Tensor:
         """``image_rel`` (B, N_patches) as the patch grid (B, gh, gw), or bilinearly
         upsampled to ``size = (H, W)`` (e.g. the image's) as (B, H, W)."""
-        rows, columns = self.grid_size
-        if image_rel.dim() != 2 or image_rel.shape[1] != rows * columns:
-            raise ValueError(
-                f"image_rel must be (B, {rows * columns}) patch relevances, "
-                f"got {tuple(image_rel.shape)}"
-            )
-        grid = image_rel.reshape(len(image_rel), rows, columns)
-        if size is None:
-            return grid
-        upsampled = F.interpolate(grid[:, None], size=tuple(size), mode="bilinear")
-        return upsampled[:, 0]
+        return image_grid(image_rel, self.grid_size, size)
 
     def end_of_text(self, input_ids: torch.Tensor) -> torch.Tensor:
         """(B,) position of the token the text tower reads out, as the model picks it."""
@@ -310,35 +299,9 @@ class ClipAdapter:
             )
 
     def _check(self, inputs: Any, additional_forward_args: Any) -> tuple:
-        inputs = _format_tensor_into_tuples(inputs)
-        if len(inputs) != 2:
-            raise ValueError(
-                f"inputs must be (input_ids, pixel_values), got a tuple of {len(inputs)} tensors"
-            )
-        input_ids, pixel_values = inputs
-        if input_ids.dim() != 2 or input_ids.is_floating_point():
-            raise ValueError(
-                f"input_ids must be an integer (B, L) tensor, got {tuple(input_ids.shape)} "
-                f"{input_ids.dtype}"
-            )
-        if pixel_values.dim() != 4 or not pixel_values.is_floating_point():
-            raise ValueError(
-                "pixel_values must be a float (B, C, H, W) tensor, got "
-                f"{tuple(pixel_values.shape)} {pixel_values.dtype}"
-            )
-        if len(pixel_values) != len(input_ids):
-            raise ValueError(
-                f"pixel_values must hold one image per caption: {len(input_ids)} rows like "
-                f"input_ids, got {len(pixel_values)} (repeat an image to pair it with "
-                "several captions)"
-            )
-        args = tuple(_format_additional_forward_args(additional_forward_args) or ())
-        if len(args) > 1:
-            raise ValueError(
-                f"additional_forward_args must be (attention_mask,), got {len(args)} values"
-            )
-        check_finite(named_inputs(inputs, args))
-        check_same_device(self.clip, named_inputs(inputs, args))
+        input_ids, pixel_values, args = text_image_inputs(
+            inputs, additional_forward_args, self.clip, max_args=1
+        )
         mask = args[0] if args else None
         attention_mask = batch_mask(mask, tuple(input_ids.shape), "attention_mask", input_ids)
         return input_ids, pixel_values, attention_mask

@@ -46,6 +46,19 @@ def grow_mask(masks: torch.Tensor, tolerance: int) -> torch.Tensor:
     return grown[:, 0].bool()
 
 
+def check_masks(attributions: torch.Tensor, masks: torch.Tensor) -> None:
+    """Ground-truth masks must be (B, H, W) with the maps' batch size."""
+    if not isinstance(masks, torch.Tensor) or masks.dim() != 3:
+        raise ValueError(
+            f"masks must be a (B, H, W) tensor, got {getattr(masks, 'shape', type(masks))}"
+        )
+    if len(attributions) != len(masks):
+        raise ValueError(
+            f"attributions and masks must have the same batch size, got {len(attributions)} "
+            f"and {len(masks)}"
+        )
+
+
 def pointing_game(
     attributions: torch.Tensor, masks: torch.Tensor, tolerance: int = 0
 ) -> torch.Tensor:
@@ -72,15 +85,7 @@ def pointing_game(
         >>> pointing_game(maps, masks)
         tensor([1.])
     """
-    if not isinstance(masks, torch.Tensor) or masks.dim() != 3:
-        raise ValueError(
-            f"masks must be a (B, H, W) tensor, got {getattr(masks, 'shape', type(masks))}"
-        )
-    if len(attributions) != len(masks):
-        raise ValueError(
-            f"attributions and masks must have the same batch size, got {len(attributions)} "
-            f"and {len(masks)}"
-        )
+    check_masks(attributions, masks)
     if not isinstance(tolerance, int) or tolerance < 0:
         raise ValueError(f"tolerance must be a non-negative int, got {tolerance!r}")
     maps = to_pixel_map(attributions, tuple(masks.shape[-2:]))
@@ -117,15 +122,7 @@ def energy_pointing_game(attributions: torch.Tensor, masks: torch.Tensor) -> tor
         >>> energy_pointing_game(maps, masks)
         tensor([0.7500])
     """
-    if not isinstance(masks, torch.Tensor) or masks.dim() != 3:
-        raise ValueError(
-            f"masks must be a (B, H, W) tensor, got {getattr(masks, 'shape', type(masks))}"
-        )
-    if len(attributions) != len(masks):
-        raise ValueError(
-            f"attributions and masks must have the same batch size, got {len(attributions)} "
-            f"and {len(masks)}"
-        )
+    check_masks(attributions, masks)
     mass = to_pixel_map(attributions, tuple(masks.shape[-2:])).clamp(min=0).flatten(1)
     inside = (mass * masks.flatten(1).to(mass.dtype)).sum(dim=1)
     total = mass.sum(dim=1)
