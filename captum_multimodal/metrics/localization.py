@@ -77,7 +77,9 @@ def pointing_game(
 
     Returns:
         Tensor: (B,) float, 1.0 for a hit, 0.0 for a miss and NaN where the mask is
-        empty (nothing to point at); average with ``torch.nanmean``.
+        empty (nothing to point at); average with ``torch.nanmean``. A constant map
+        (all zero, say) points at its first pixel: it scores as a miss unless the object
+        covers that pixel, so methods that often return empty maps are not rewarded.
 
     Examples:
         >>> maps = torch.zeros(1, 4, 4); maps[0, 1, 2] = 1.0
