@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -76,6 +77,14 @@ def _implementations(config: Any) -> dict:
     return nested
 
 
+@functools.cache
+def forward_signature(module_type: type) -> inspect.Signature:
+    """The signature of a module class's ``forward`` without ``self`` (computed once
+    per class: ``inspect.signature`` is slow next to a small attention call)."""
+    signature = inspect.signature(module_type.forward)
+    return signature.replace(parameters=list(signature.parameters.values())[1:])
+
+
 @contextlib.contextmanager
 def attention_calls(modules: Iterable[nn.Module]) -> Iterator[list[tuple[nn.Module, torch.Tensor]]]:
     """Every call of the given attention modules while open, in call order, with its
@@ -102,7 +111,7 @@ def attention_calls(modules: Iterable[nn.Module]) -> Iterator[list[tuple[nn.Modu
     asked: list[bool] = []  # a stack: declared modules may be nested
 
     def force(module, args, kwargs):
-        signature = inspect.signature(module.forward)
+        signature = forward_signature(type(module))
         if "output_attentions" not in signature.parameters:
             asked.append(True)
             return None

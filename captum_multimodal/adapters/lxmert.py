@@ -87,6 +87,9 @@ class LxmertAdapter:
         self.model = model
         self.output = output
         self.encoder = model.encoder if name == "LxmertModel" else model.lxmert.encoder
+        self.attention = [
+            m for m in self.encoder.modules() if type(m).__name__ == "LxmertAttention"
+        ]
 
     @contextlib.contextmanager
     def record(
@@ -151,9 +154,8 @@ class LxmertAdapter:
     def _recorded_attention(self) -> Iterator[dict[nn.Module, list[torch.Tensor]]]:
         """The probabilities of every ``LxmertAttention`` call, per module in call order
         (hooks from :func:`attention_calls`); filled when the forward pass is done."""
-        attention = [m for m in self.encoder.modules() if type(m).__name__ == "LxmertAttention"]
-        maps: dict[nn.Module, list[torch.Tensor]] = {module: [] for module in attention}
-        with attention_calls(attention) as calls:
+        maps: dict[nn.Module, list[torch.Tensor]] = {module: [] for module in self.attention}
+        with attention_calls(self.attention) as calls:
             yield maps
         for module, probs in calls:
             maps[module].append(probs)
