@@ -26,8 +26,8 @@ from captum_multimodal import (
     HadamardDeviation,
     QuestionMaskedGradCAM,
 )
+from captum_multimodal.datasets import CaptionPairs, collate_captions
 from captum_multimodal.models import load_pretrained
-from captum_multimodal.studies.zoo import CaptionPairs, collate_captions
 
 
 def batch_of(size: int, device: torch.device) -> tuple[tuple, tuple]:

@@ -11,22 +11,19 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 from transformers import CLIPConfig, CLIPModel
 
 from captum_multimodal._utils.modules import eval_mode
-from captum_multimodal.datasets import COLORS, SHAPES, SceneObject, SyntheticVQA, Vocabulary
-
-COLOR_SHAPE_CAPTIONS: tuple[str, ...] = tuple(f"a {c} {s}" for c in COLORS for s in SHAPES)
-"""The 24 captions naming colour and shape; retrieval is measured on these."""
-
-CAPTIONS: tuple[str, ...] = (
-    *COLOR_SHAPE_CAPTIONS,
-    *(f"the {s}" for s in SHAPES),
-    *(f"a {c} thing" for c in COLORS),
+from captum_multimodal.datasets import (
+    CAPTIONS,
+    COLOR_SHAPE_CAPTIONS,
+    SyntheticVQA,
+    Vocabulary,
+    caption_matches,
+    encode_captions,
+    object_caption,
 )
-"""Every caption the model is trained on."""
 
 
 def clip_config(**overrides) -> dict:
@@ -68,42 +65,8 @@ def build_clip(**config) -> CLIPModel:
     return CLIPModel(CLIPConfig(**config))
 
 
-def encode_captions(captions: list[str] | tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-    """``[CLS] caption [SEP]``, right-padded: ``input_ids`` and ``attention_mask`` (B, L).
-
-    Examples:
-        >>> ids, mask = encode_captions(["a red circle", "the cross"])
-        >>> ids.shape, mask.tolist()
-        (torch.Size([2, 5]), [[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]])
-    """
-    vocab = Vocabulary()
-    rows = [
-        torch.tensor([vocab.index["[CLS]"], *vocab.encode(c), vocab.index["[SEP]"]])
-        for c in captions
-    ]
-    ids = nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=vocab.pad_id)
-    lengths = torch.tensor([len(r) for r in rows])
-    mask = (torch.arange(ids.shape[1])[None] < lengths[:, None]).long()
-    return ids, mask
-
-
-def caption_matches(caption: str, obj: SceneObject) -> bool:
-    """Whether ``caption`` (one of :data:`CAPTIONS`) describes ``obj``."""
-    words = caption.split()
-    if words[0] == "the":
-        return words[1] == obj.shape
-    if words[2] == "thing":
-        return words[1] == obj.color
-    return words[1] == obj.color and words[2] == obj.shape
-
-
-def object_caption(obj: SceneObject) -> str:
-    """The colour-shape caption of one object, e.g. ``"a red circle"``."""
-    return f"a {obj.color} {obj.shape}"
-
-
 def scene_set(dataset: SyntheticVQA, n_images: int, progress: bool = False) -> dict:
-    """Images (N, 3, H, W), their objects and which of :data:`CAPTIONS` each matches (N, C)."""
+    """Images (N, 3, H, W), their objects and which ``CAPTIONS`` each matches (N, C)."""
     images, objects = [], []
     for i in tqdm(range(n_images), desc="generating scenes", disable=not progress):
         scene_objects, image, _ = dataset.scene(i)
@@ -135,7 +98,7 @@ def train_clip(
 ) -> tuple[CLIPModel, dict[str, float]]:
     """Trains :func:`build_clip` contrastively on scenes of data seed 0.
 
-    Each step takes ``batch_size`` images and all :data:`CAPTIONS`; the symmetric
+    Each step takes ``batch_size`` images and all the data's ``CAPTIONS``; the symmetric
     contrastive loss (image to captions and caption to images, as in CLIP) has several
     positives per row (an image matches the captions of each of its objects, a caption
     every image holding its object), so its targets are uniform over the positives.
@@ -171,7 +134,7 @@ def train_clip(
 
 @torch.no_grad()
 def caption_scores(model: CLIPModel, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """Scaled similarity of every image with every :data:`COLOR_SHAPE_CAPTIONS` entry, (N, 24)."""
+    """Scaled similarity of every image with every ``COLOR_SHAPE_CAPTIONS`` entry, (N, 24)."""
     device = next(model.parameters()).device
     ids, mask = (t.to(device) for t in encode_captions(COLOR_SHAPE_CAPTIONS))
     with eval_mode(model):

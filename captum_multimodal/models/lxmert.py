@@ -14,9 +14,9 @@ from torch import nn
 from transformers import LxmertConfig, LxmertForQuestionAnswering
 
 from captum_multimodal._utils.modules import eval_mode
-from captum_multimodal.datasets import ANSWERS, Vocabulary
+from captum_multimodal.datasets import ANSWERS, Vocabulary, add_special_tokens
 from captum_multimodal.models.training import accuracy_by_template, train_on_grid_features
-from captum_multimodal.models.visual_bert import GRID, add_special_tokens, grid_features
+from captum_multimodal.models.visual_bert import GRID, grid_features
 
 
 def lxmert_config(**overrides) -> dict:

@@ -9,10 +9,16 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from captum_multimodal._utils.modules import eval_mode
-from captum_multimodal.datasets import ANSWERS, TEMPLATES, SyntheticVQA, Vocabulary, collate_vqa
+from captum_multimodal.datasets import (
+    ANSWERS,
+    TEMPLATES,
+    SyntheticVQA,
+    Vocabulary,
+    add_special_tokens,
+    collate_vqa,
+)
 from captum_multimodal.models.mlb import MLB
 from captum_multimodal.models.visual_bert import (
-    add_special_tokens,
     build_visual_bert,
     grid_features,
     visual_bert_config,

@@ -39,28 +39,6 @@ def build_visual_bert(**config) -> VisualBertForQuestionAnswering:
     return VisualBertForQuestionAnswering(VisualBertConfig(**config))
 
 
-def add_special_tokens(
-    question: torch.Tensor, attention_mask: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """[CLS] question [SEP], right-padded: (B, T) ids and mask to (B, T + 2).
-
-    Examples:
-        >>> ids, mask = add_special_tokens(torch.tensor([[9, 8, 0]]), torch.tensor([[1, 1, 0]]))
-        >>> ids.tolist(), mask.tolist()
-        ([[2, 9, 8, 3, 0]], [[1, 1, 1, 1, 0]])
-    """
-    vocab = Vocabulary()
-    batch = len(question)
-    lengths = attention_mask.sum(dim=1)
-    ids = torch.nn.functional.pad(question * attention_mask, (1, 1), value=vocab.pad_id)
-    ids[:, 0] = vocab.index["[CLS]"]
-    ids[torch.arange(batch), lengths + 1] = vocab.index["[SEP]"]
-    mask = torch.nn.functional.pad(attention_mask, (1, 1))
-    mask[:, 0] = 1
-    mask[torch.arange(batch), lengths + 1] = 1
-    return ids, mask
-
-
 GRID = 4
 """Visual tokens per side."""
 

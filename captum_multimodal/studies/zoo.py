@@ -12,7 +12,6 @@ import functools
 import warnings
 from collections.abc import Callable, Sequence
 
-import numpy as np
 import torch
 from captum.attr import (
     GuidedBackprop,
@@ -32,7 +31,7 @@ from captum_multimodal.attr import (
     QuestionMaskedGradCAM,
     RawAttention,
 )
-from captum_multimodal.datasets import SyntheticVQA, collate_vqa
+from captum_multimodal.datasets import CaptionPairs, SyntheticVQA, collate_captions, collate_vqa
 from captum_multimodal.metrics import (
     PERTURBATION_STEPS,
     energy_pointing_game,
@@ -43,7 +42,6 @@ from captum_multimodal.metrics import (
     top_fraction_iou,
 )
 from captum_multimodal.models import load_pretrained
-from captum_multimodal.models.clip import encode_captions, object_caption
 from captum_multimodal.models.lxmert import lxmert_batch
 from captum_multimodal.models.training import visual_bert_batch
 from captum_multimodal.studies.study import Method, Metric, Study
@@ -186,65 +184,6 @@ class LxmertSubject(GridTokenSubject):
             attention_mask=mask,
             visual_attention_mask=visual_mask,
         ).question_answering_score
-
-
-class CaptionPairs(torch.utils.data.Dataset):
-    """Synthetic image-caption pairs: two captioned objects per scene.
-
-    Examples ``2i`` and ``2i + 1`` share scene i of ``SyntheticVQA(n_images, seed)``
-    and caption two different objects of it ("a red circle"); each carries the
-    captioned object's mask and the other caption's object's mask.
-
-    Args:
-        n_images (int): Scenes (2 * ``n_images`` examples).
-        seed (int): Data seed (the shipped CLIP was trained on seed 0).
-
-    Examples:
-        >>> pairs = CaptionPairs(2, seed=3)
-        >>> len(pairs), pairs[0]["caption_text"].startswith("a "), bool(pairs[0]["mask"].any())
-        (4, True, True)
-    """
-
-    def __init__(self, n_images: int, seed: int = 2) -> None:
-        self.scenes = SyntheticVQA(n_images, seed=seed)
-        self.choices = np.random.default_rng([seed, 7])
-        self.pairs = [
-            tuple(self.choices.choice(len(self.scenes.scene(i)[0]), 2, replace=False))
-            for i in range(n_images)
-        ]
-
-    def __len__(self) -> int:
-        return 2 * len(self.pairs)
-
-    def __getitem__(self, index: int) -> dict:
-        objects, image, masks = self.scenes.scene(index // 2)
-        own, other = self.pairs[index // 2][:: 1 if index % 2 == 0 else -1]
-        return {
-            "image": torch.from_numpy(image),
-            "caption_text": object_caption(objects[own]),
-            "mask": torch.from_numpy(masks[own]),
-            "other_mask": torch.from_numpy(masks[other]),
-        }
-
-
-def collate_captions(examples: Sequence[dict]) -> dict:
-    """Stacks :class:`CaptionPairs` examples; captions become ``input_ids`` and
-    ``attention_mask`` (B, L) ([CLS] caption [SEP], right-padded).
-
-    Examples:
-        >>> batch = collate_captions([CaptionPairs(1, seed=3)[i] for i in range(2)])
-        >>> batch["input_ids"].shape[0], batch["image"].shape
-        (2, torch.Size([2, 3, 64, 64]))
-    """
-    ids, mask = encode_captions([e["caption_text"] for e in examples])
-    return {
-        "image": torch.stack([e["image"] for e in examples]),
-        "input_ids": ids,
-        "attention_mask": mask,
-        "mask": torch.stack([e["mask"] for e in examples]),
-        "other_mask": torch.stack([e["other_mask"] for e in examples]),
-        "caption_text": [e["caption_text"] for e in examples],
-    }
 
 
 class ClipSubject:

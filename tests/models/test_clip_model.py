@@ -1,14 +1,18 @@
 import torch
 
-from captum_multimodal.datasets import COLORS, SHAPES, SceneObject, SyntheticVQA, Vocabulary
-from captum_multimodal.models import load_checkpoint, load_pretrained, shipped_metrics
-from captum_multimodal.models.clip import (
+from captum_multimodal.datasets import (
     CAPTIONS,
     COLOR_SHAPE_CAPTIONS,
+    COLORS,
+    SHAPES,
+    SceneObject,
+    SyntheticVQA,
+    Vocabulary,
     caption_matches,
     encode_captions,
     object_caption,
 )
+from captum_multimodal.models import load_checkpoint, load_pretrained, shipped_metrics
 from captum_multimodal.studies.cli import main
 
 

@@ -1,7 +1,8 @@
 import torch
 
+from captum_multimodal.datasets import add_special_tokens
 from captum_multimodal.models import load_pretrained
-from captum_multimodal.models.visual_bert import GRID, add_special_tokens, grid_features
+from captum_multimodal.models.visual_bert import GRID, grid_features
 
 
 def test_special_tokens_wrap_each_question():

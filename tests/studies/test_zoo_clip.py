@@ -4,12 +4,13 @@ import math
 
 import torch
 
+from captum_multimodal.datasets import CaptionPairs, collate_captions
 from captum_multimodal.studies import zoo
 from captum_multimodal.studies.study import run_study
 
 
 def test_caption_pairs_caption_two_objects_of_one_image():
-    batch = zoo.collate_captions([zoo.CaptionPairs(5, seed=3)[i] for i in range(10)])
+    batch = collate_captions([CaptionPairs(5, seed=3)[i] for i in range(10)])
     assert batch["image"].shape == (10, 3, 64, 64)
     assert torch.equal(batch["image"][0::2], batch["image"][1::2])
     assert torch.equal(batch["mask"][0::2], batch["other_mask"][1::2])
@@ -20,7 +21,7 @@ def test_caption_pairs_caption_two_objects_of_one_image():
 
 
 def test_caption_shift_of_maps_that_follow_or_ignore_the_caption():
-    batch = zoo.collate_captions([zoo.CaptionPairs(4, seed=3)[i] for i in range(8)])
+    batch = collate_captions([CaptionPairs(4, seed=3)[i] for i in range(8)])
     score = zoo.metric("caption_shift").score
     following = {"image": batch["mask"].float()}  # peaks on the captioned object
     fixed = {"image": batch["mask"][0::2].float().repeat_interleave(2, dim=0)}
@@ -46,7 +47,7 @@ def test_clip_study_scores_relevancy_as_computed_by_hand(tmp_path):
         "clip", size=8, batch_size=4, methods=["CoAttentionRelevancy", "GradCAM"]
     )
     summary = run_study(study, tmp_path, progress=False)
-    batch = zoo.collate_captions([study.dataset[i] for i in range(8)])
+    batch = collate_captions([study.dataset[i] for i in range(8)])
     adapter = study.subject.adapter
     _, image = CoAttentionRelevancy(adapter).attribute(
         (batch["input_ids"], batch["image"]), additional_forward_args=(batch["attention_mask"],)
