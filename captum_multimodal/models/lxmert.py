@@ -67,38 +67,61 @@ def grid_boxes(grid: int = GRID, device: torch.device | str | None = None) -> to
     return torch.stack([x0, y0, x1, y1], dim=-1).reshape(grid * grid, 4)
 
 
-def lxmert_batch(batch: dict, backbone: nn.Module) -> tuple[tuple, tuple]:
-    """A :func:`~captum_multimodal.datasets.collate_vqa` batch as LXMERT inputs:
-    ``(input_ids, visual_feats, visual_pos), (attention_mask, visual_attention_mask)``.
+def lxmert_inputs(batch: dict, features: torch.Tensor) -> tuple[tuple, tuple]:
+    """A :func:`~captum_multimodal.datasets.collate_vqa` batch and its grid features
+    (:func:`~captum_multimodal.models.visual_bert.grid_features`) as LXMERT inputs, in
+    :class:`~captum_multimodal.adapters.LxmertAdapter`'s order: ``(input_ids,
+    visual_feats, visual_pos), (attention_mask, visual_attention_mask)``, the grid
+    cells (:func:`grid_boxes`) as the boxes.
 
     Examples:
         >>> from captum_multimodal.datasets import SyntheticVQA, collate_vqa
-        >>> from captum_multimodal.models import load_pretrained
         >>> data = SyntheticVQA(2, seed=5)
-        >>> (ids, feats, pos), (mask, box_mask) = lxmert_batch(
-        ...     collate_vqa([data[0], data[1]]), load_pretrained("mlb").backbone)
+        >>> (ids, feats, pos), (mask, box_mask) = lxmert_inputs(
+        ...     collate_vqa([data[0], data[1]]), torch.zeros(2, 16, 64))
         >>> feats.shape, pos.shape, box_mask.shape
         (torch.Size([2, 16, 64]), torch.Size([2, 16, 4]), torch.Size([2, 16]))
     """
     ids, mask = add_special_tokens(batch["question"], batch["attention_mask"])
-    feats = grid_features(batch["image"], backbone)
-    pos = grid_boxes(device=feats.device).expand(len(feats), -1, -1)
-    box_mask = torch.ones(feats.shape[:2], dtype=torch.long, device=feats.device)
-    return (ids, feats, pos), (mask, box_mask)
+    pos = grid_boxes(device=features.device).expand(len(features), -1, -1)
+    box_mask = torch.ones(features.shape[:2], dtype=torch.long, device=features.device)
+    return (ids, features, pos), (mask, box_mask)
+
+
+def lxmert_answer(
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    visual_feats: torch.Tensor,
+    visual_pos: torch.Tensor | None,
+    attention_mask: torch.Tensor,
+    visual_attention_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The answer logits (B, answers) of an LXMERT QA model; ``visual_pos`` None: the
+    grid cells as boxes.
+
+    Examples:
+        >>> model = build_lxmert(**lxmert_config(l_layers=1, x_layers=1, r_layers=1))
+        >>> ids = torch.tensor([[2, 5, 3]])
+        >>> lxmert_answer(model, ids, torch.rand(1, 16, 64), None, torch.ones_like(ids)).shape
+        torch.Size([1, 14])
+    """
+    if visual_pos is None:
+        visual_pos = grid_boxes(device=visual_feats.device).expand(len(visual_feats), -1, -1)
+    return model(
+        input_ids=input_ids,
+        visual_feats=visual_feats,
+        visual_pos=visual_pos,
+        attention_mask=attention_mask,
+        visual_attention_mask=visual_attention_mask,
+    ).question_answering_score
 
 
 @torch.no_grad()
 def evaluate_lxmert(model: nn.Module, backbone: nn.Module, batch: dict) -> dict[str, float]:
     """Accuracy of a synthetic-data LXMERT on a materialised batch, per template too."""
-    (ids, feats, pos), (mask, box_mask) = lxmert_batch(batch, backbone)
+    inputs, masks = lxmert_inputs(batch, grid_features(batch["image"], backbone))
     with eval_mode(model):
-        logits = model(
-            input_ids=ids,
-            visual_feats=feats,
-            visual_pos=pos,
-            attention_mask=mask,
-            visual_attention_mask=box_mask,
-        ).question_answering_score
+        logits = lxmert_answer(model, *inputs, *masks)
     return accuracy_by_template(logits.argmax(dim=1) == batch["answer"], batch["template"])
 
 
@@ -141,19 +164,9 @@ def train_lxmert(
         >>> model.training, 0.0 <= metrics["accuracy"] <= 1.0
         (False, True)
     """
-    boxes = grid_boxes()
-
-    def answer(model, ids, mask, feats):
-        return model(
-            input_ids=ids,
-            visual_feats=feats,
-            visual_pos=boxes.expand(len(feats), -1, -1),
-            attention_mask=mask,
-        ).question_answering_score
-
     return train_on_grid_features(
         lambda: build_lxmert(**lxmert_config()),
-        answer,
+        lambda model, ids, feats, mask: lxmert_answer(model, ids, feats, None, mask),
         evaluate_lxmert,
         backbone,
         images=images,

@@ -21,7 +21,9 @@ from captum_multimodal.models.mlb import MLB
 from captum_multimodal.models.visual_bert import (
     build_visual_bert,
     grid_features,
+    visual_bert_answer,
     visual_bert_config,
+    visual_bert_inputs,
 )
 
 
@@ -158,26 +160,12 @@ def train_mlb(
     return model, evaluate(model, held_out)
 
 
-def visual_bert_batch(batch: dict, backbone: nn.Module) -> tuple[tuple, tuple]:
-    """A :func:`~captum_multimodal.datasets.collate_vqa` batch as VisualBERT inputs:
-    ``(input_ids, visual_embeds), (attention_mask, visual_attention_mask)``."""
-    ids, mask = add_special_tokens(batch["question"], batch["attention_mask"])
-    visual = grid_features(batch["image"], backbone)
-    visual_mask = torch.ones(visual.shape[:2], dtype=torch.long, device=visual.device)
-    return (ids, visual), (mask, visual_mask)
-
-
 @torch.no_grad()
 def evaluate_visual_bert(model: nn.Module, backbone: nn.Module, batch: dict) -> dict[str, float]:
     """Accuracy of a synthetic-data VisualBERT on a materialised batch, per template too."""
-    (ids, visual), (mask, visual_mask) = visual_bert_batch(batch, backbone)
+    inputs, masks = visual_bert_inputs(batch, grid_features(batch["image"], backbone))
     with eval_mode(model):
-        logits = model(
-            input_ids=ids,
-            attention_mask=mask,
-            visual_embeds=visual,
-            visual_attention_mask=visual_mask,
-        ).logits
+        logits = visual_bert_answer(model, *inputs, *masks)
     return accuracy_by_template(logits.argmax(dim=1) == batch["answer"], batch["template"])
 
 
@@ -205,17 +193,9 @@ def train_visual_bert(
         The trained ``VisualBertForQuestionAnswering`` in eval mode and its held-out metrics.
     """
 
-    def answer(model, ids, mask, visual):
-        return model(
-            input_ids=ids,
-            attention_mask=mask,
-            visual_embeds=visual,
-            visual_attention_mask=torch.ones(visual.shape[:2], dtype=torch.long),
-        ).logits
-
     return train_on_grid_features(
         lambda: build_visual_bert(**visual_bert_config()),
-        answer,
+        visual_bert_answer,
         evaluate_visual_bert,
         backbone,
         images=images,
@@ -254,8 +234,9 @@ def train_on_grid_features(
 
     Args:
         build: Returns the randomly initialised model.
-        answer: ``answer(model, input_ids, attention_mask, grid_features)`` returns the
-            answer logits ((B, T + 2) ids with [CLS]/[SEP], (B, 16, C) features).
+        answer: ``answer(model, input_ids, grid_features, attention_mask)`` returns the
+            answer logits ((B, T + 2) ids with [CLS]/[SEP], (B, 16, C) features), e.g.
+            :func:`~captum_multimodal.models.visual_bert.visual_bert_answer`.
         evaluate_model: ``evaluate_model(model, backbone, held_out_batch)`` returns the
             held-out metrics.
         backbone: The frozen image backbone.
@@ -297,7 +278,7 @@ def train_on_grid_features(
         rows = (chosen[:, None] * questions_per_image + offsets).flatten()
         ids, mask = add_special_tokens(pool["question"][rows], pool["attention_mask"][rows])
         visual = features[chosen].repeat_interleave(questions_per_image, 0)
-        loss = nn.functional.cross_entropy(answer(model, ids, mask, visual), pool["answer"][rows])
+        loss = nn.functional.cross_entropy(answer(model, ids, visual, mask), pool["answer"][rows])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -13,7 +13,7 @@ from torch import nn
 from transformers import VisualBertConfig, VisualBertForQuestionAnswering
 
 from captum_multimodal._utils.modules import eval_mode
-from captum_multimodal.datasets import ANSWERS, Vocabulary
+from captum_multimodal.datasets import ANSWERS, Vocabulary, add_special_tokens
 
 
 def visual_bert_config(**overrides) -> dict:
@@ -50,3 +50,48 @@ def grid_features(images: torch.Tensor, backbone: nn.Module, grid: int = GRID) -
     with eval_mode(backbone):
         pooled = nn.functional.adaptive_avg_pool2d(backbone(images), grid)
     return pooled.flatten(2).transpose(1, 2).contiguous()
+
+
+def visual_bert_inputs(batch: dict, features: torch.Tensor) -> tuple[tuple, tuple]:
+    """A :func:`~captum_multimodal.datasets.collate_vqa` batch and its grid features
+    (:func:`grid_features`) as VisualBERT inputs, in :class:`VisualBertAdapter`'s order:
+    ``(input_ids, visual_embeds), (attention_mask, visual_attention_mask)``.
+
+    Examples:
+        >>> from captum_multimodal.datasets import SyntheticVQA, collate_vqa
+        >>> batch = collate_vqa([SyntheticVQA(2, seed=5)[i] for i in range(2)])
+        >>> (ids, visual), (mask, visual_mask) = visual_bert_inputs(batch, torch.zeros(2, 16, 64))
+        >>> ids.shape[1] == batch["question"].shape[1] + 2, visual_mask.shape
+        (True, torch.Size([2, 16]))
+    """
+    ids, mask = add_special_tokens(batch["question"], batch["attention_mask"])
+    visual_mask = torch.ones(features.shape[:2], dtype=torch.long, device=features.device)
+    return (ids, features), (mask, visual_mask)
+
+
+def visual_bert_answer(
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    visual_embeds: torch.Tensor,
+    attention_mask: torch.Tensor,
+    visual_attention_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The answer logits (B, answers) of a VisualBERT QA model (all visual tokens real
+    when ``visual_attention_mask`` is None).
+
+    Examples:
+        >>> model = build_visual_bert(**visual_bert_config(num_hidden_layers=1))
+        >>> ids = torch.tensor([[2, 5, 3]])
+        >>> visual_bert_answer(model, ids, torch.rand(1, 16, 64), torch.ones_like(ids)).shape
+        torch.Size([1, 14])
+    """
+    if visual_attention_mask is None:
+        visual_attention_mask = torch.ones(
+            visual_embeds.shape[:2], dtype=torch.long, device=visual_embeds.device
+        )
+    return model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        visual_embeds=visual_embeds,
+        visual_attention_mask=visual_attention_mask,
+    ).logits

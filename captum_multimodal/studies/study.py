@@ -69,8 +69,10 @@ class Study:
     Attributes:
         name: Names the study in the tables and figures.
         subject: Has ``model`` (an ``nn.Module``) and ``logits(batch)`` (the model's
-            (B, classes) output for a collated batch); methods and metrics may use more
-            of it (``captum_multimodal.studies.zoo`` has the shipped models' subjects).
+            (B, classes) output for a collated batch), and optionally
+            ``prepare(batch)``, called once per chunk to add what every method needs;
+            methods and metrics may use more of it (``captum_multimodal.studies.zoo``
+            has the shipped models' subjects).
         dataset: A ``Dataset`` of examples; example ``i`` keeps id ``i`` in the tables.
         methods: The methods compared.
         metrics: The metrics applied to every method.
@@ -146,9 +148,12 @@ def to_device(batch: dict, device: torch.device) -> dict:
 
 
 def load_batch(study: Study, indices: Sequence[int]) -> dict:
-    """The collated examples, on the subject model's device."""
+    """The collated examples, on the subject model's device, with what the subject's
+    ``prepare`` (when it has one) adds once for every method of the chunk."""
     device = next(study.subject.model.parameters()).device
-    return to_device(study.collate([study.dataset[i] for i in indices]), device)
+    batch = to_device(study.collate([study.dataset[i] for i in indices]), device)
+    prepare = getattr(study.subject, "prepare", None)
+    return prepare(batch) if prepare is not None else batch
 
 
 def warm_up(study: Study, index: int) -> None:

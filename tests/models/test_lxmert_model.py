@@ -2,15 +2,15 @@ import torch
 
 from captum_multimodal.datasets import SyntheticVQA, collate_vqa
 from captum_multimodal.models import load_pretrained
-from captum_multimodal.models.lxmert import grid_boxes, lxmert_batch
-from captum_multimodal.models.visual_bert import GRID
+from captum_multimodal.models.lxmert import grid_boxes, lxmert_inputs
+from captum_multimodal.models.visual_bert import GRID, grid_features
 
 
 def test_each_box_is_the_region_its_feature_was_pooled_from():
     backbone = load_pretrained("mlb").backbone
     data = SyntheticVQA(2, seed=9)
     batch = collate_vqa([data[0], data[1]])
-    (ids, feats, boxes), (mask, box_mask) = lxmert_batch(batch, backbone)
+    (ids, feats, boxes), (mask, box_mask) = lxmert_inputs(batch, grid_features(batch["image"], backbone))
     with torch.no_grad():
         full = backbone(batch["image"])  # (2, 64, 8, 8)
     side = full.shape[-1]

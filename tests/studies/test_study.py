@@ -124,7 +124,7 @@ def test_two_metrics_reporting_one_name_are_refused(tiny_mlb, tmp_path):
 
 
 def test_config_file_gives_the_python_declarations_results(tiny_mlb, tmp_path, monkeypatch):
-    monkeypatch.setattr(zoo, "load_pretrained", lambda name, device="cpu": tiny_mlb)
+    monkeypatch.setattr(zoo.subjects, "load_pretrained", lambda name, device="cpu": tiny_mlb)
     config = tmp_path / "study.toml"
     config.write_text(
         """
