@@ -10,7 +10,8 @@ def test_each_box_is_the_region_its_feature_was_pooled_from():
     backbone = load_pretrained("mlb").backbone
     data = SyntheticVQA(2, seed=9)
     batch = collate_vqa([data[0], data[1]])
-    (ids, feats, boxes), (mask, box_mask) = lxmert_inputs(batch, grid_features(batch["image"], backbone))
+    features = grid_features(batch["image"], backbone)
+    (ids, feats, boxes), (mask, box_mask) = lxmert_inputs(batch, features)
     with torch.no_grad():
         full = backbone(batch["image"])  # (2, 64, 8, 8)
     side = full.shape[-1]
