@@ -25,7 +25,7 @@ from captum_multimodal import (
     LxmertAdapter,
     RawAttention,
 )
-from captum_multimodal.models.lxmert import build_lxmert, grid_boxes, lxmert_config
+from captum_multimodal.models.lxmert import build_lxmert, grid_boxes, lxmert_answer, lxmert_config
 
 
 def batch_of(size: int, config: dict, device: torch.device) -> tuple[tuple, tuple]:
@@ -46,13 +46,7 @@ def forward_backward(model: torch.nn.Module, inputs: tuple, extra: tuple):
     def run():
         ids, feats, boxes = inputs
         feats = feats.detach().requires_grad_()
-        logits = model(
-            input_ids=ids,
-            visual_feats=feats,
-            visual_pos=boxes,
-            attention_mask=extra[0],
-            visual_attention_mask=extra[1],
-        ).question_answering_score
+        logits = lxmert_answer(model, ids, feats, boxes, *extra)
         return torch.autograd.grad(logits.max(dim=1).values.sum(), feats)
 
     return run

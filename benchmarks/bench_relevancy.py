@@ -25,7 +25,11 @@ from captum_multimodal import (
     RawAttention,
     VisualBertAdapter,
 )
-from captum_multimodal.models.visual_bert import build_visual_bert, visual_bert_config
+from captum_multimodal.models.visual_bert import (
+    build_visual_bert,
+    visual_bert_answer,
+    visual_bert_config,
+)
 
 
 def batch_of(size: int, config: dict, device: torch.device) -> tuple[tuple, tuple]:
@@ -58,12 +62,7 @@ def main() -> None:
         def run():
             (ids, visual), (mask, visual_mask) = inputs, extra
             visual = visual.detach().requires_grad_()
-            logits = model(
-                input_ids=ids,
-                attention_mask=mask,
-                visual_embeds=visual,
-                visual_attention_mask=visual_mask,
-            ).logits
+            logits = visual_bert_answer(model, ids, visual, mask, visual_mask)
             return torch.autograd.grad(logits.max(dim=1).values.sum(), visual)
 
         return run
