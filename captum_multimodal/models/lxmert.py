@@ -13,10 +13,9 @@ import torch
 from torch import nn
 from transformers import LxmertConfig, LxmertForQuestionAnswering
 
-from captum_multimodal._utils.modules import eval_mode
 from captum_multimodal.datasets import ANSWERS, Vocabulary, add_special_tokens
-from captum_multimodal.models.training import accuracy_by_template, train_on_grid_features
-from captum_multimodal.models.visual_bert import GRID, grid_features
+from captum_multimodal.models.training import evaluate_on_grid_features, train_on_grid_features
+from captum_multimodal.models.visual_bert import GRID
 
 
 def lxmert_config(**overrides) -> dict:
@@ -116,13 +115,9 @@ def lxmert_answer(
     ).question_answering_score
 
 
-@torch.no_grad()
 def evaluate_lxmert(model: nn.Module, backbone: nn.Module, batch: dict) -> dict[str, float]:
     """Accuracy of a synthetic-data LXMERT on a materialised batch, per template too."""
-    inputs, masks = lxmert_inputs(batch, grid_features(batch["image"], backbone))
-    with eval_mode(model):
-        logits = lxmert_answer(model, *inputs, *masks)
-    return accuracy_by_template(logits.argmax(dim=1) == batch["answer"], batch["template"])
+    return evaluate_on_grid_features(model, backbone, batch, lxmert_inputs, lxmert_answer)
 
 
 def train_lxmert(

@@ -161,12 +161,26 @@ def train_mlb(
 
 
 @torch.no_grad()
+def evaluate_on_grid_features(
+    model: nn.Module,
+    backbone: nn.Module,
+    batch: dict,
+    inputs: Callable[[dict, torch.Tensor], tuple[tuple, tuple]],
+    answer: Callable[..., torch.Tensor],
+) -> dict[str, float]:
+    """Accuracy of a transformer VQA model on a materialised batch, per template too:
+    ``inputs(batch, grid_features)`` builds its inputs and masks, ``answer(model,
+    *inputs, *masks)`` its answer logits (e.g. ``visual_bert_inputs`` and
+    ``visual_bert_answer``)."""
+    model_inputs, masks = inputs(batch, grid_features(batch["image"], backbone))
+    with eval_mode(model):
+        logits = answer(model, *model_inputs, *masks)
+    return accuracy_by_template(logits.argmax(dim=1) == batch["answer"], batch["template"])
+
+
 def evaluate_visual_bert(model: nn.Module, backbone: nn.Module, batch: dict) -> dict[str, float]:
     """Accuracy of a synthetic-data VisualBERT on a materialised batch, per template too."""
-    inputs, masks = visual_bert_inputs(batch, grid_features(batch["image"], backbone))
-    with eval_mode(model):
-        logits = visual_bert_answer(model, *inputs, *masks)
-    return accuracy_by_template(logits.argmax(dim=1) == batch["answer"], batch["template"])
+    return evaluate_on_grid_features(model, backbone, batch, visual_bert_inputs, visual_bert_answer)
 
 
 def train_visual_bert(
